@@ -1,0 +1,1 @@
+"""SPBE Monitor: official SPBE results and regional submissions into a published DuckDB warehouse."""

@@ -1,0 +1,1 @@
+"""Pure domain functions: no Dagster imports, tested on their own."""

@@ -1,0 +1,68 @@
+"""Landing: every received file is kept byte for byte under its sha256 before anything parses it,
+and every arrival appends one line to the ingest log. Nothing received is deleted or overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# Extensions we archive under; a name from outside never becomes a path, only one of these does.
+ALLOWED_EXTENSIONS = frozenset({"csv", "xlsx", "json"})
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def archive_path(archive_dir: Path, sha256: str, ext: str) -> Path:
+    if ext not in ALLOWED_EXTENSIONS:
+        raise ValueError(f"extension {ext!r} is not one of {sorted(ALLOWED_EXTENSIONS)}")
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return archive_dir / f"{sha256}.{ext}"
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def archive_bytes(archive_dir: Path, content: bytes, ext: str) -> tuple[str, Path]:
+    """Keep ``content`` as ``<sha256>.<ext>``; an identical file already there is left as is."""
+    sha = hashlib.sha256(content).hexdigest()
+    target = archive_path(archive_dir, sha, ext)
+    if not target.exists():
+        write_atomically(target, content)
+    return sha, target
+
+
+def append_ingest_log(log_path: Path, record: dict[str, Any]) -> None:
+    """One JSON line per arrival; appends are single writes so lines never interleave."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"logged_at": utc_now(), **record}, ensure_ascii=False, sort_keys=True) + "\n"
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_ingest_log(log_path: Path) -> list[dict[str, Any]]:
+    if not log_path.exists():
+        return []
+    with open(log_path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

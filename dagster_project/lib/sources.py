@@ -1,0 +1,351 @@
+"""Where official releases come from, and how they are fetched with ``requests``.
+
+Three kinds of release source (DESIGN.md): the bundled folder ``data/releases/`` with its
+``manifest.json``, an HTTP manifest (the same JSON at a URL), or a CKAN portal (``package_show`` and its
+resources). Every download is bounded in time and size, retried with backoff on connection errors and
+5xx, conditional (ETag / Last-Modified), restricted to configured hosts (redirects included), checked
+against the manifest's sha256, and archived by hash before anyone parses it. A failed or partial
+download leaves nothing behind but its error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlparse
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from dagster_project.lib.archive import archive_bytes, archive_path, write_atomically
+
+SOURCE_KINDS = ("local", "http", "ckan")
+RELEASE_FORMATS = frozenset({"csv"})
+MAX_REDIRECTS = 5
+CHUNK = 64 * 1024
+
+
+class ReleaseSourceError(RuntimeError):
+    """A release could not be listed or fetched; nothing was loaded."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: str = "local"
+    location: str = ""  # folder (local), manifest URL (http) or portal base URL (ckan)
+    package_id: str = ""  # CKAN dataset id or name
+    allowed_hosts: tuple[str, ...] = ()  # empty: the location's own host only
+    timeout_seconds: float = 30.0
+    max_bytes: int = 20 * 1024 * 1024
+    retries: int = 3
+    backoff_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ReleaseSourceError(f"release source kind {self.kind!r} is not one of {SOURCE_KINDS}")
+        if self.kind != "local" and urlparse(self.location).scheme not in ("http", "https"):
+            raise ReleaseSourceError(f"{self.kind} release source needs an http(s) URL, got {self.location!r}")
+        if self.kind == "ckan" and not self.package_id:
+            raise ReleaseSourceError("ckan release source needs a package_id")
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        own = {urlparse(self.location).hostname} if self.kind != "local" else set()
+        return frozenset({h.lower() for h in self.allowed_hosts} | {h for h in own if h})
+
+
+@dataclass(frozen=True)
+class ReleaseEntry:
+    year: int
+    url: str  # absolute URL, or a file name inside the local folder
+    format: str = "csv"
+    sha256: str | None = None
+    title: str | None = None
+    version: str | None = None  # CKAN last_modified / hash: changes when the resource changes
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this content without downloading it: a changed fingerprint is a new release."""
+        return self.sha256 or self.version or self.url
+
+
+@dataclass(frozen=True)
+class FetchedRelease:
+    entry: ReleaseEntry
+    sha256: str
+    path: Path
+    size: int
+    not_modified: bool  # True when the server answered 304 and the archived copy was used
+
+
+def make_session(cfg: SourceConfig) -> requests.Session:
+    """A session that retries connection errors and 5xx with exponential backoff (urllib3 Retry)."""
+    retry = Retry(total=cfg.retries, connect=cfg.retries, read=cfg.retries, status=cfg.retries,
+                  status_forcelist=(500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
+                  backoff_factor=cfg.backoff_seconds, redirect=False, raise_on_status=False,
+                  respect_retry_after_header=False)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "spbe-monitor/0.1 (+release fetcher)"
+    return session
+
+
+# ---------------------------------------------------------------- listing
+
+
+def list_releases(cfg: SourceConfig, session: requests.Session | None = None) -> list[ReleaseEntry]:
+    """The releases the source offers now, one per year (the newest entry wins when a year repeats)."""
+    if cfg.kind == "local":
+        entries = _manifest_entries(_read_local_manifest(cfg), base=None)
+    elif cfg.kind == "http":
+        body = _get_bounded(session or make_session(cfg), cfg, cfg.location, headers={})[1]
+        entries = _manifest_entries(_parse_json(body, cfg.location), base=cfg.location)
+    else:
+        entries = _ckan_entries(cfg, session or make_session(cfg))
+    by_year: dict[int, ReleaseEntry] = {}
+    for e in entries:
+        by_year[e.year] = e
+    return [by_year[y] for y in sorted(by_year)]
+
+
+def _read_local_manifest(cfg: SourceConfig) -> Any:
+    path = Path(cfg.location) / "manifest.json"
+    if not path.is_file():
+        raise ReleaseSourceError(f"{path}: release manifest not found")
+    if path.stat().st_size > cfg.max_bytes:
+        raise ReleaseSourceError(f"{path}: manifest larger than {cfg.max_bytes} bytes")
+    return _parse_json(path.read_bytes(), str(path))
+
+
+def _parse_json(body: bytes, where: str) -> Any:
+    try:
+        return json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ReleaseSourceError(f"{where}: not valid JSON ({e})") from e
+
+
+def _manifest_entries(doc: Any, base: str | None) -> list[ReleaseEntry]:
+    releases = doc.get("releases") if isinstance(doc, dict) else doc
+    if not isinstance(releases, list):
+        raise ReleaseSourceError("release manifest: expected a list of releases or {'releases': [...]}")
+    out = []
+    for i, r in enumerate(releases):
+        if not isinstance(r, dict) or "year" not in r or "url" not in r:
+            raise ReleaseSourceError(f"release manifest entry {i}: needs 'year' and 'url'")
+        out.append(ReleaseEntry(
+            year=_year(r["year"], f"release manifest entry {i}"),
+            url=urljoin(base, str(r["url"])) if base else str(r["url"]),
+            format=_format(r.get("format", "csv"), f"release manifest entry {i}"),
+            sha256=_sha256_or_none(r.get("sha256"), f"release manifest entry {i}"),
+            title=r.get("title") if isinstance(r.get("title"), str) else None,
+            extra={k: v for k, v in r.items() if k in ("decree", "source") and isinstance(v, str)},
+        ))
+    return out
+
+
+def _ckan_entries(cfg: SourceConfig, session: requests.Session) -> list[ReleaseEntry]:
+    url = urljoin(cfg.location.rstrip("/") + "/", "api/3/action/package_show")
+    resp, body = _get_bounded(session, cfg, url, headers={}, params={"id": cfg.package_id})
+    doc = _parse_json(body, url)
+    if not isinstance(doc, dict) or doc.get("success") is not True or not isinstance(doc.get("result"), dict):
+        raise ReleaseSourceError(f"{url}: CKAN package_show did not succeed")
+    resources = doc["result"].get("resources")
+    if not isinstance(resources, list):
+        raise ReleaseSourceError(f"{url}: CKAN package has no resources list")
+    out = []
+    for i, r in enumerate(resources):
+        if not isinstance(r, dict) or str(r.get("format", "")).lower() not in RELEASE_FORMATS:
+            continue
+        where = f"CKAN resource {i}"
+        year = r.get("year") or _year_in(str(r.get("name", ""))) or _year_in(str(r.get("url", "")))
+        if not year or not isinstance(r.get("url"), str):
+            raise ReleaseSourceError(f"{where}: needs a url and a year (a 'year' field or a year in its name)")
+        digest = str(r.get("hash") or "").removeprefix("sha256:")
+        out.append(ReleaseEntry(
+            year=_year(year, where), url=urljoin(url, r["url"]), format="csv",
+            sha256=digest.lower() if re.fullmatch(r"[0-9a-fA-F]{64}", digest) else None,
+            title=r.get("name") if isinstance(r.get("name"), str) else None,
+            version=str(r.get("last_modified") or r.get("metadata_modified") or "") or None,
+        ))
+    return out
+
+
+def _year(value: Any, where: str) -> int:
+    try:
+        year = int(str(value))
+    except ValueError as e:
+        raise ReleaseSourceError(f"{where}: year {value!r} is not a number") from e
+    if not 2000 <= year <= 2100:
+        raise ReleaseSourceError(f"{where}: year {year} is out of range")
+    return year
+
+
+def _year_in(text: str) -> int | None:
+    m = re.search(r"(?<!\d)(20\d\d)(?!\d)", text)
+    return int(m.group(1)) if m else None
+
+
+def _format(value: Any, where: str) -> str:
+    fmt = str(value).lower()
+    if fmt not in RELEASE_FORMATS:
+        raise ReleaseSourceError(f"{where}: format {value!r} is not one of {sorted(RELEASE_FORMATS)}")
+    return fmt
+
+
+def _sha256_or_none(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ReleaseSourceError(f"{where}: sha256 {value!r} is not a hex digest")
+    return value.lower()
+
+
+# ---------------------------------------------------------------- fetching
+
+
+def fetch_release(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path,
+                  session: requests.Session | None = None) -> FetchedRelease:
+    """Download (or read) one release into the archive, verified, and return where it is."""
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.kind == "local":
+        return _fetch_local(cfg, entry, archive_dir)
+    return _fetch_http(cfg, entry, archive_dir, cache_path, session or make_session(cfg))
+
+
+def _fetch_local(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path) -> FetchedRelease:
+    folder = Path(cfg.location).resolve()
+    path = (folder / entry.url).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
+        raise ReleaseSourceError(f"release {entry.year}: {entry.url!r} is not a file inside {folder}")
+    size = path.stat().st_size
+    if size > cfg.max_bytes:
+        raise ReleaseSourceError(f"release {entry.year}: {path.name} is {size} bytes, over {cfg.max_bytes}")
+    content = path.read_bytes()
+    _check_sha256(entry, hashlib.sha256(content).hexdigest())
+    sha, archived = archive_bytes(archive_dir, content, entry.format)
+    return FetchedRelease(entry, sha, archived, size, not_modified=False)
+
+
+def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path,
+                session: requests.Session) -> FetchedRelease:
+    cache = _load_cache(cache_path)
+    cached = cache.get(entry.url)
+    headers = {}
+    if cached and archive_path(archive_dir, cached["sha256"], entry.format).exists():
+        if cached.get("etag"):
+            headers["If-None-Match"] = cached["etag"]
+        if cached.get("last_modified"):
+            headers["If-Modified-Since"] = cached["last_modified"]
+
+    fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=".download.", suffix=".partial")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            resp, digest, size = _download(session, cfg, entry.url, headers, sink)
+        if resp.status_code == 304:
+            if not cached:
+                raise ReleaseSourceError(f"release {entry.year}: 304 Not Modified without a cached copy")
+            path = archive_path(archive_dir, cached["sha256"], entry.format)
+            return FetchedRelease(entry, cached["sha256"], path, path.stat().st_size, not_modified=True)
+        _check_sha256(entry, digest)
+        target = archive_path(archive_dir, digest, entry.format)
+        if target.exists():
+            tmp.unlink()
+        else:
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+    cache[entry.url] = {"sha256": digest, "etag": resp.headers.get("ETag"),
+                        "last_modified": resp.headers.get("Last-Modified")}
+    write_atomically(cache_path, json.dumps(cache, indent=2, sort_keys=True).encode())
+    return FetchedRelease(entry, digest, target, size, not_modified=False)
+
+
+def _check_sha256(entry: ReleaseEntry, digest: str) -> None:
+    if entry.sha256 and entry.sha256 != digest:
+        raise ReleaseSourceError(
+            f"release {entry.year}: sha256 mismatch for {entry.url} (manifest {entry.sha256}, received {digest})")
+
+
+def _load_cache(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) else {}
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _check_host(cfg: SourceConfig, url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or (parsed.hostname or "").lower() not in cfg.hosts:
+        raise ReleaseSourceError(f"{url}: host is not a configured release host {sorted(cfg.hosts)}")
+
+
+def _open(session: requests.Session, cfg: SourceConfig, url: str, headers: dict[str, str],
+          params: dict[str, str] | None = None) -> requests.Response:
+    """GET with redirects followed by hand, so that every hop is checked against the allowed hosts."""
+    for _ in range(MAX_REDIRECTS + 1):
+        _check_host(cfg, url)
+        try:
+            resp = session.get(url, headers=headers, params=params, timeout=cfg.timeout_seconds,
+                               stream=True, allow_redirects=False)
+        except requests.RequestException as e:
+            raise ReleaseSourceError(f"{url}: request failed after {cfg.retries} retries ({e.__class__.__name__}: {e})") from e
+        if resp.is_redirect and "Location" in resp.headers:
+            url, params = urljoin(url, resp.headers["Location"]), None
+            resp.close()
+            continue
+        if resp.status_code == 304 or 200 <= resp.status_code < 300:
+            return resp
+        resp.close()
+        raise ReleaseSourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
+    raise ReleaseSourceError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _download(session, cfg, url, headers, sink) -> tuple[requests.Response, str, int]:
+    resp = _open(session, cfg, url, headers)
+    digest, size = hashlib.sha256(), 0
+    with resp:
+        if resp.status_code == 304:
+            return resp, "", 0
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cfg.max_bytes:
+            raise ReleaseSourceError(f"{url}: {declared} bytes declared, over the limit of {cfg.max_bytes}")
+        try:
+            for chunk in resp.iter_content(CHUNK):
+                size += len(chunk)
+                if size > cfg.max_bytes:
+                    raise ReleaseSourceError(f"{url}: body exceeds the limit of {cfg.max_bytes} bytes")
+                digest.update(chunk)
+                sink.write(chunk)
+        except requests.RequestException as e:
+            raise ReleaseSourceError(f"{url}: download interrupted after {size} bytes ({e.__class__.__name__})") from e
+        sink.flush()
+        os.fsync(sink.fileno())
+    return resp, digest.hexdigest(), size
+
+
+def _get_bounded(session, cfg, url, headers, params=None) -> tuple[requests.Response, bytes]:
+    """A small bounded GET for manifests and CKAN API answers."""
+    resp = _open(session, cfg, url, headers, params)
+    body = bytearray()
+    with resp:
+        try:
+            for chunk in resp.iter_content(CHUNK):
+                body += chunk
+                if len(body) > cfg.max_bytes:
+                    raise ReleaseSourceError(f"{url}: answer exceeds the limit of {cfg.max_bytes} bytes")
+        except requests.RequestException as e:
+            raise ReleaseSourceError(f"{url}: download interrupted ({e.__class__.__name__})") from e
+    return resp, bytes(body)
