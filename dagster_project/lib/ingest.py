@@ -99,6 +99,12 @@ def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths,
     return LandingResult(entry.year, fetched.sha256, status, rows, reason, report_dict, fetched.not_modified)
 
 
+def is_accepted(paths: DataPaths, sha256: str) -> bool:
+    """Whether this content was landed before and passed validation."""
+    report = _load_report(paths, sha256)
+    return bool(report and report.get("passed"))
+
+
 def _load_report(paths: DataPaths, sha256: str) -> dict | None:
     path = report_file(paths, sha256)
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -17,9 +17,14 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.archive import utc_now, write_atomically
-from dagster_project.paths import REPO_ROOT
+from dagster_project.lib.ingest import DATASET
+from dagster_project.lib.reference import REFERENCE_TABLES
+from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
 MANIFEST_TABLE = "publish_manifest"
+# What the marts are a function of, besides their inputs: change any of these and the build re-runs.
+BUILD_CODE = ("dbt/dbt_project.yml", "dbt/profiles.yml", "dbt/models", "dbt/macros", "dbt/tests",
+              "expectations", "dagster_project")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,33 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def input_hashes(paths: DataPaths) -> dict[str, str]:
+    """sha256 of every input of the marts: lake files (named by their hash) and reference tables."""
+    lake = {f"lake/{p.relative_to(paths.lake)}": p.stem
+            for p in sorted(paths.lake_dataset(DATASET).glob("*/*.parquet"))}
+    reference = {f"reference/{name}": file_sha256(REFERENCE_DIR / name) for name in REFERENCE_TABLES.values()}
+    return {**lake, **reference}
+
+
+def build_fingerprint(inputs: dict[str, str]) -> str:
+    """One hash of the inputs and of the code that turns them into marts."""
+    h = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode())
+    for entry in BUILD_CODE:
+        root = REPO_ROOT / entry
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()
+                                                     and "__pycache__" not in p.parts)
+        for f in files:
+            h.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def published_fingerprint(manifest_path: Path) -> str | None:
+    try:
+        return json.loads(manifest_path.read_text(encoding="utf-8")).get("build_fingerprint")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dict[str, Any]]:
     """Row count and an order-independent checksum of each table's rows (sum of row hashes)."""
     out = {}
@@ -71,7 +103,7 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
 
 
 def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_id: str,
-                  inputs: dict[str, str]) -> PublishResult:
+                  inputs: dict[str, str], fingerprint: str) -> PublishResult:
     """Copy every table of the build database's ``main`` schema into a new file and swap it in."""
     tmp = published_db.with_name(f".{published_db.name}.{run_id}.partial")
     tmp.unlink(missing_ok=True)
@@ -92,6 +124,7 @@ def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_i
                 "published_at": utc_now(),
                 "code_version": code_version(),
                 "duckdb_version": duckdb.__version__,
+                "build_fingerprint": fingerprint,
                 "inputs": dict(sorted(inputs.items())),
                 "tables": table_checksums(con, tables),
             }

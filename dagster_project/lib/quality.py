@@ -56,8 +56,11 @@ class ValidationReport:
         """One line for the UI and the ingest log."""
         if not self.failed:
             return f"{self.suite}: all {self.evaluated} expectations passed"
-        parts = [f"{f.label}: {f.unexpected_count} rows" for f in self.failed]
-        return f"{self.suite}: " + "; ".join(parts)
+        parts = []
+        for kind, rules in (("errors", self.errors), ("warnings", self.warnings)):
+            if rules:
+                parts.append(f"{kind}: " + "; ".join(f"{f.label} {f.unexpected_count} rows" for f in rules))
+        return f"{self.suite}: " + " | ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"suite": self.suite, "evaluated": self.evaluated, "passed": self.passed,

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dagster_project.lib.archive import archive_bytes, archive_path, write_atomically
+from dagster_project.paths import BUNDLED_RELEASES_DIR
 
 SOURCE_KINDS = ("local", "http", "ckan")
 RELEASE_FORMATS = frozenset({"csv"})
@@ -59,6 +61,22 @@ class SourceConfig:
     def hosts(self) -> frozenset[str]:
         own = {urlparse(self.location).hostname} if self.kind != "local" else set()
         return frozenset({h.lower() for h in self.allowed_hosts} | {h for h in own if h})
+
+
+def source_config_from_env(env: Mapping[str, str] | None = None) -> SourceConfig:
+    """Release source settings from SPBE_RELEASE_* variables; the default is the bundled folder."""
+    env = os.environ if env is None else env
+    defaults = SourceConfig(location=str(BUNDLED_RELEASES_DIR))
+    return SourceConfig(
+        kind=env.get("SPBE_RELEASE_SOURCE_KIND", defaults.kind),
+        location=env.get("SPBE_RELEASE_SOURCE", defaults.location),
+        package_id=env.get("SPBE_RELEASE_CKAN_PACKAGE", defaults.package_id),
+        allowed_hosts=tuple(h.strip() for h in env.get("SPBE_RELEASE_ALLOWED_HOSTS", "").split(",") if h.strip()),
+        timeout_seconds=float(env.get("SPBE_RELEASE_TIMEOUT_SECONDS", defaults.timeout_seconds)),
+        max_bytes=int(env.get("SPBE_RELEASE_MAX_BYTES", defaults.max_bytes)),
+        retries=int(env.get("SPBE_RELEASE_RETRIES", defaults.retries)),
+        backoff_seconds=float(env.get("SPBE_RELEASE_BACKOFF_SECONDS", defaults.backoff_seconds)),
+    )
 
 
 @dataclass(frozen=True)

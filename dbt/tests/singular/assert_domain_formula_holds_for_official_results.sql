@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_index'}}}) }}
 -- PermenPANRB 59/2020: index = sum of domain indices x domain weights, within the rounding of published
 -- 2-decimal values. The weights come from the reference seed, not from this file.
 with weights as (

@@ -1,0 +1,203 @@
+"""``spbe``: build and publish the warehouse, query it, or open the Dagster UI.
+
+    spbe build            land every release of the configured source, build the marts, publish
+    spbe query "<SQL>"    run read-only SQL on the published data/warehouse/spbe.duckdb
+    spbe summary          the warehouse path, the latest national top 10 and the predikat counts
+    spbe ui               the Dagster UI on localhost, loading workspace.yaml
+"""
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from dagster_project.paths import REPO_ROOT, DataPaths, data_paths
+
+
+def _prepare_environment() -> DataPaths:
+    """Absolute SPBE_DATA_DIR and DAGSTER_HOME (dbt runs in another cwd), telemetry off, dirs present."""
+    paths = data_paths().ensure()
+    os.environ["SPBE_DATA_DIR"] = str(paths.root)
+    # The venv's bin first: dagster-dbt looks dbt up on PATH, and `dagster dev` starts its processes by name.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    for var, value in (("DO_NOT_TRACK", "1"), ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
+                       ("GX_ANALYTICS_ENABLED", "false")):
+        os.environ.setdefault(var, value)
+    return paths
+
+
+# Runs started by the CLI log warnings and errors only; the Dagster UI has the full event log.
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@contextlib.contextmanager
+def _run_log(paths: DataPaths, name: str):
+    """dagster-dbt echoes dbt's log on stdout; keep it in data/state/logs/ instead of the terminal."""
+    log_dir = paths.state / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+        yield log_path
+
+
+def _failed_checks(result) -> list[str]:
+    return [f"{e.asset_key.to_user_string()}:{e.check_name} - {e.description or 'failed'}"
+            for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
+
+
+def build(args: argparse.Namespace) -> int:
+    paths = _prepare_environment()
+    from dagster_project.lib.ingest import is_accepted
+    from dagster_project.lib.publish import build_fingerprint, input_hashes, published_fingerprint
+    from dagster_project.lib.sources import list_releases, source_config_from_env
+
+    started = time.monotonic()
+    entries = list_releases(source_config_from_env())
+    # A release whose manifest sha256 was already landed and accepted needs no new run.
+    pending = [e for e in entries if args.force or not (e.sha256 and is_accepted(paths, e.sha256))]
+    if not pending and not args.force and \
+            published_fingerprint(paths.published_manifest) == build_fingerprint(input_hashes(paths)):
+        print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
+        return summary(args)
+
+    import dagster as dg
+
+    from dagster_project.definitions import defs
+    from dagster_project.defs.automation import BUILD_JOB, INGEST_JOB
+    from dagster_project.defs.releases import release_years
+    from dagster_project.defs.warehouse import refresh_dbt_manifest
+
+    with _run_log(paths, "dbt_parse"):
+        refresh_dbt_manifest()
+    definitions = defs()
+    with dg.DagsterInstance.get() as instance:
+        years = [str(e.year) for e in pending]
+        unknown = sorted(set(years) - set(instance.get_dynamic_partitions(release_years.name)))
+        if unknown:
+            instance.add_dynamic_partitions(release_years.name, unknown)
+        ingest = definitions.resolve_job_def(INGEST_JOB)
+        for year in years:
+            with _run_log(paths, f"ingest_{year}") as log_path:
+                result = ingest.execute_in_process(partition_key=year, instance=instance, run_config=QUIET_RUN,
+                                                   raise_on_error=False)
+            blocked = _failed_checks(result)
+            if not result.success or blocked:
+                print(f"release {year} was not accepted; nothing rebuilt, the published warehouse is unchanged:",
+                      file=sys.stderr)
+                for line in blocked or [f"ingestion failed, see {log_path} or run {result.run_id} in the UI"]:
+                    print(f"  {line}", file=sys.stderr)
+                return 1
+            print(f"release {year}: landed")
+        with _run_log(paths, "build_warehouse") as log_path:
+            result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
+                instance=instance, run_config=QUIET_RUN, raise_on_error=False)
+        if not result.success:
+            print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:",
+                  file=sys.stderr)
+            for line in _failed_checks(result):
+                print(f"  {line}", file=sys.stderr)
+            for event in result.all_events:
+                if event.is_step_failure:
+                    print(f"  step {event.step_key}: {event.event_specific_data.error.message.strip()[:500]}",
+                          file=sys.stderr)
+            return 1
+    print(f"built and published in {time.monotonic() - started:.1f} s")
+    return summary(args)
+
+
+def _connect_published(paths: DataPaths):
+    import duckdb
+
+    if not paths.published_db.exists():
+        raise SystemExit(f"{paths.published_db} does not exist yet: run `spbe build` (or `make run`) first")
+    # Read-only, and no file or network access from SQL: the CLI answers from the marts only.
+    return duckdb.connect(str(paths.published_db), read_only=True, config={"enable_external_access": False})
+
+
+def query(args: argparse.Namespace) -> int:
+    con = _connect_published(data_paths())
+    try:
+        rel = con.sql(args.sql)
+        if rel is None:
+            return 0
+        if args.format == "csv":
+            rel.df().to_csv(sys.stdout, index=False)
+        elif args.format == "json":
+            sys.stdout.write(rel.df().to_json(orient="records", force_ascii=False, indent=2) + "\n")
+        else:
+            rel.show(max_rows=args.max_rows, max_width=shutil.get_terminal_size((160, 40)).columns)
+    except Exception as e:  # duckdb raises several error classes; all mean "your SQL failed"
+        print(f"query failed: {e}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    return 0
+
+
+def summary(_: argparse.Namespace | None) -> int:
+    paths = data_paths()
+    con = _connect_published(paths)
+    try:
+        # fetchall: DuckDB 2.0 refuses new work on a connection with a half-read result
+        ((year,),) = con.execute("select max(year) from fct_rankings where scope = 'national'").fetchall()
+        print(f"\nwarehouse: {paths.published_db}")
+        print(f"national ranking {year}, top 10:")
+        con.sql("""
+            select r.rank, d.name, r.index_value as indeks, r.predikat, d.category
+            from fct_rankings r join dim_institution d using (institution_id)
+            where r.scope = 'national' and r.year = $year
+            order by r.rank, d.name limit 10
+        """, params={"year": year}).show(max_width=160)
+        print(f"institutions per predikat, {year}:")
+        con.sql("""
+            select n_memuaskan as "Memuaskan", n_sangat_baik as "Sangat Baik", n_baik as "Baik",
+                   n_cukup as "Cukup", n_kurang as "Kurang", n_institutions as total
+            from agg_groups where group_type = 'national' and year = $year
+        """, params={"year": year}).show()
+    finally:
+        con.close()
+    return 0
+
+
+def ui(args: argparse.Namespace) -> int:
+    _prepare_environment()
+    from dagster_project.defs.warehouse import refresh_dbt_manifest
+
+    refresh_dbt_manifest()  # before the webserver loads the code location
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+           "-h", args.host, "-p", str(args.port)]
+    os.chdir(REPO_ROOT)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spbe", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="land releases, build the marts and publish spbe.duckdb")
+    b.add_argument("--force", action="store_true", help="re-land every release and rebuild even if nothing changed")
+    b.set_defaults(fn=build)
+    q = sub.add_parser("query", help="read-only SQL on the published warehouse")
+    q.add_argument("sql")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.add_argument("--max-rows", type=int, default=40)
+    q.set_defaults(fn=query)
+    sub.add_parser("summary", help="top 10 of the latest national ranking and predikat counts").set_defaults(fn=summary)
+    u = sub.add_parser("ui", help="the Dagster UI (dagster dev) on localhost")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=3000)
+    u.set_defaults(fn=ui)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

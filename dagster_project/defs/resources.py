@@ -1,0 +1,46 @@
+"""Resources: the release source (configurable in the launchpad) and the dbt CLI."""
+
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from dagster_project.lib.sources import SourceConfig
+from dagster_project.paths import DBT_PROJECT_DIR
+
+
+class ReleaseSourceResource(dg.ConfigurableResource):
+    """Where official releases come from (DESIGN.md): the bundled folder, an HTTP manifest, or CKAN.
+
+    Defaults come from the SPBE_RELEASE_* environment (lib/sources.py); each field can be changed in the
+    launchpad for one run.
+    """
+
+    kind: str
+    location: str
+    package_id: str = ""
+    allowed_hosts: list[str] = []
+    timeout_seconds: float
+    max_bytes: int
+    retries: int
+    backoff_seconds: float
+
+    @classmethod
+    def from_config(cls, cfg: SourceConfig) -> "ReleaseSourceResource":
+        return cls(kind=cfg.kind, location=cfg.location, package_id=cfg.package_id,
+                   allowed_hosts=list(cfg.allowed_hosts), timeout_seconds=cfg.timeout_seconds,
+                   max_bytes=cfg.max_bytes, retries=cfg.retries, backoff_seconds=cfg.backoff_seconds)
+
+    def config(self) -> SourceConfig:
+        return SourceConfig(kind=self.kind, location=self.location, package_id=self.package_id,
+                            allowed_hosts=tuple(self.allowed_hosts), timeout_seconds=self.timeout_seconds,
+                            max_bytes=self.max_bytes, retries=self.retries, backoff_seconds=self.backoff_seconds)
+
+
+def dbt_resource() -> DbtCliResource:
+    # The venv's dbt, found next to this interpreter: PATH may not include the venv (stack.md P4).
+    dbt = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                          dbt_executable=str(dbt) if dbt.exists() else "dbt")

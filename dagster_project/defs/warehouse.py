@@ -1,0 +1,83 @@
+"""Warehouse group: the dbt project on DuckDB, as Dagster assets with dbt tests as asset checks."""
+
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+    get_asset_key_for_model,
+)
+
+from dagster_project.paths import DBT_PROJECT_DIR
+
+DUCKDB_POOL = "duckdb"  # every DuckDB writer shares one pool of size 1 (dagster.yaml)
+REFERENCE_KEY = dg.AssetKey("reference_tables")
+
+# Rebuild when anything upstream changed, never over a failed blocking check, never twice at once.
+WAREHOUSE_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+class SpbeDbtTranslator(DagsterDbtTranslator):
+    """Seeds are reference data (after validation); models are the warehouse and rebuild eagerly."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        resource_type = node.get("resource_type")
+        if resource_type == "seed":
+            return spec.replace_attributes(group_name="reference", automation_condition=WAREHOUSE_CONDITION,
+                                           deps=[*spec.deps, dg.AssetDep(REFERENCE_KEY)])
+        if resource_type == "model":
+            return spec.replace_attributes(group_name="warehouse", automation_condition=WAREHOUSE_CONDITION,
+                                           tags={**spec.tags, "layer": node["fqn"][1]})
+        return spec
+
+
+@cache
+def dbt_project() -> DbtProject:
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    project.prepare_if_dev()
+    if not project.manifest_path.exists():
+        # A fresh clone has no dbt/target yet: parse once so the asset graph can be read.
+        project.preparer.prepare(project)
+    return project
+
+
+def refresh_dbt_manifest() -> None:
+    """dbt parse (partial parse makes it cheap), so the asset graph matches the dbt files on disk."""
+    project = dbt_project()
+    project.preparer.prepare(project)
+
+
+@cache
+def warehouse_dbt_assets() -> dg.AssetsDefinition:
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        name="warehouse_dbt",
+        dagster_dbt_translator=SpbeDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+        pool=DUCKDB_POOL,
+    )
+    def warehouse_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        """dbt build: seeds, staging, intermediate and marts with their tests, into build.duckdb."""
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return warehouse_dbt
+
+
+def mart_keys() -> list[dg.AssetKey]:
+    """Asset keys of the models under models/marts: what publish copies."""
+    manifest = json.loads(dbt_project().manifest_path.read_text(encoding="utf-8"))
+    names = sorted(n["name"] for n in manifest["nodes"].values()
+                   if n["resource_type"] == "model" and n["fqn"][1] == "marts")
+    return [get_asset_key_for_model([warehouse_dbt_assets()], name) for name in names]

@@ -1,0 +1,155 @@
+"""Reference tables as frames, and the structural rules GX cannot express per row.
+
+GX suites (``expectations/reference_*.json``) check each table's columns and values; the rules here check
+the tables against each other: weights add up, bands are contiguous, codes resolve, targets point at
+something that exists. Each rule returns the offending rows, empty when it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dagster_project.paths import REFERENCE_DIR
+
+# Code columns stay text: "32.10" is not 32.1.
+_TEXT = {"kode_kemendagri": str, "kode_provinsi": str, "kode_kemendagri_nodot": str, "kode_bps_2020": str,
+         "institution_id": str, "kemendagri_code": str, "province_code": str, "subject_id": str}
+
+REFERENCE_TABLES = {
+    "institutions": "institutions.csv",
+    "institution_aliases": "institution_aliases.csv",
+    "targets": "targets.csv",
+    "indicators": "spbe_indikator_permen59_2020.csv",
+    "indicators_2018": "spbe_indikator_permen5_2018.csv",
+    "domains_aspects": "spbe_domain_aspek_permen59_2020.csv",
+    "maturity_levels": "spbe_tingkat_kematangan.csv",
+    "predikat_bands": "spbe_predikat.csv",
+    "national_index": "spbe_indeks_nasional.csv",
+    "provinces": "wilayah_provinsi.csv",
+    "regencies": "wilayah_kabkota.csv",
+}
+# Which GX suite validates which table (suite file: expectations/<suite>.json).
+REFERENCE_SUITES = {
+    "reference_institutions": "institutions",
+    "reference_indicators": "indicators",
+    "reference_predikat_bands": "predikat_bands",
+    "reference_regions": "regencies",
+    "reference_targets": "targets",
+}
+TOLERANCE = 1e-6
+
+
+def load_reference(reference_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    ref = reference_dir or REFERENCE_DIR
+    return {name: pd.read_csv(ref / file, dtype=_TEXT, keep_default_na=True, encoding="utf-8")
+            for name, file in REFERENCE_TABLES.items()}
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    description: str
+    failures: list[dict]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _weights_sum(t: dict[str, pd.DataFrame]) -> list[dict]:
+    ind = t["indicators"]
+    out = []
+    for fw, g in ind.groupby("framework"):
+        if abs(g["bobot_indikator_pct"].sum() - 100) > TOLERANCE:
+            out.append({"framework": fw, "level": "framework", "sum": g["bobot_indikator_pct"].sum(), "expected": 100})
+    for level, key, weight in (("aspect", "aspek_no", "bobot_aspek_pct"), ("domain", "domain_no", "bobot_domain_pct")):
+        for k, g in ind.groupby(key):
+            if abs(g["bobot_indikator_pct"].sum() - g[weight].iloc[0]) > TOLERANCE:
+                out.append({"level": level, "number": int(k), "sum": g["bobot_indikator_pct"].sum(),
+                            "expected": float(g[weight].iloc[0])})
+    da = t["domains_aspects"]
+    for level in ("domain", "aspek"):
+        total = da.loc[da["level"] == level, "bobot_pct"].sum()
+        if abs(total - 100) > TOLERANCE:
+            out.append({"level": f"{level} table", "sum": total, "expected": 100})
+    if t["indicators_2018"]["bobot_indikator_pct"].notna().any():
+        out.append({"level": "PermenPANRB 5/2018", "detail": "weights present, but none were published"})
+    return out
+
+
+def _bands_contiguous(t: dict[str, pd.DataFrame]) -> list[dict]:
+    out = []
+    for fw, g in t["predikat_bands"].groupby("framework"):
+        g = g.sort_values("batas_bawah_inklusif")
+        lows, highs = g["batas_bawah_inklusif"].tolist(), g["batas_atas"].tolist()
+        for i in range(len(g) - 1):
+            if abs(highs[i] - lows[i + 1]) > TOLERANCE:
+                out.append({"framework": fw, "band": g["predikat"].iloc[i], "upper": highs[i], "next_lower": lows[i + 1]})
+        if lows[0] != 1.0 or highs[-1] != 5.0 or not bool(g["batas_atas_inklusif"].iloc[-1]):
+            out.append({"framework": fw, "detail": "bands must cover 1.0-5.0 with an inclusive top"})
+    return out
+
+
+def _codes_unique(t: dict[str, pd.DataFrame]) -> list[dict]:
+    out = []
+    for table, col in (("institutions", "institution_id"), ("provinces", "kode_kemendagri"),
+                       ("regencies", "kode_kemendagri"), ("institution_aliases", "alias"),
+                       ("targets", "target_id")):
+        dup = t[table][t[table][col].duplicated(keep=False)]
+        out += [{"table": table, "column": col, "value": v} for v in sorted(set(dup[col]))]
+    return out
+
+
+def _codes_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
+    provinces = set(t["provinces"]["kode_kemendagri"])
+    ids = set(t["institutions"]["institution_id"])
+    out = [{"table": "regencies", "code": r.kode_kemendagri, "province_code": r.kode_provinsi}
+           for r in t["regencies"].itertuples() if r.kode_provinsi not in provinces]
+    out += [{"table": "institutions", "institution_id": r.institution_id, "province_code": r.province_code}
+            for r in t["institutions"].itertuples() if pd.notna(r.province_code) and r.province_code not in provinces]
+    out += [{"table": "institution_aliases", "institution_id": r.institution_id}
+            for r in t["institution_aliases"].itertuples() if r.institution_id not in ids]
+    regions = set(t["regencies"]["kode_kemendagri"]) | provinces
+    pemda = t["institutions"][t["institutions"]["government_level"] == "pemda"]
+    out += [{"table": "regions", "kemendagri_code": c, "detail": "region missing from the registry"}
+            for c in sorted(regions - set(pemda["kemendagri_code"]))]
+    return out
+
+
+def _targets_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
+    inst = t["institutions"]
+    subjects = {
+        "national": {"indonesia"},
+        "government_level": set(inst["government_level"]),
+        "category": set(inst["category"]),
+        "province": set(t["provinces"]["kode_kemendagri"]),
+        "institution": set(inst["institution_id"]),
+    }
+    out = [{"target_id": r.target_id, "subject_type": r.subject_type, "subject_id": r.subject_id}
+           for r in t["targets"].itertuples() if r.subject_id not in subjects.get(r.subject_type, set())]
+    # The national series carries the national targets too: the two files must agree.
+    published = t["national_index"].dropna(subset=["target_nasional"]).set_index("tahun")["target_nasional"]
+    national = t["targets"][t["targets"]["subject_type"] == "national"].set_index("target_year")["target_value"]
+    out += [{"year": int(y), "targets.csv": float(national[y]), "spbe_indeks_nasional.csv": float(v)}
+            for y, v in published.items() if y in national.index and abs(national[y] - v) > TOLERANCE]
+    return out
+
+
+RULES = (
+    ("weights_sum_to_100", "Indicator weights of each framework sum to 100, and to their aspect and domain weights",
+     _weights_sum),
+    ("bands_contiguous", "Predikat bands of each framework are contiguous and cover 1.0-5.0", _bands_contiguous),
+    ("codes_unique", "Ids and codes are unique in every reference table", _codes_unique),
+    ("codes_resolve", "Every province, alias and region code resolves; every region is in the registry",
+     _codes_resolve),
+    ("targets_resolve", "Every target names an existing subject; national targets agree with the series",
+     _targets_resolve),
+)
+
+
+def check_reference(tables: dict[str, pd.DataFrame]) -> list[RuleResult]:
+    return [RuleResult(name, desc, fn(tables)) for name, desc, fn in RULES]
+
