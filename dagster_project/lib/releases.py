@@ -7,6 +7,7 @@ validation and never overwrite a published value.
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pandas as pd
@@ -62,8 +63,8 @@ def read_release_csv(content: bytes, file_name: str) -> pd.DataFrame:
         raise ReleaseFormatError(file_name, "utf8_encoding", f"byte {e.start} is not UTF-8") from e
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=None, engine="python")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise ReleaseFormatError(file_name, "csv_readable", str(e).splitlines()[0]) from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as e:
+        raise ReleaseFormatError(file_name, "csv_readable", (str(e).splitlines() or ["empty file"])[0]) from e
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:

@@ -1,0 +1,45 @@
+# SPBE Monitor. `make run` builds and publishes the warehouse; `make test` runs the whole test suite.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+PYTHON ?= python3
+TOOLS := .tools
+VENV := .venv
+UV := $(TOOLS)/bin/uv
+
+export SPBE_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(SPBE_DATA_DIR)/dagster_home
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test lint ui bench-clean clean docs
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# The environment is rebuilt only when the lock file or pyproject change.
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(VENV)/bin/spbe build
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+ui: install
+	$(VENV)/bin/spbe ui
+
+docs: install
+	cd dbt && ../$(VENV)/bin/dbt docs generate --profiles-dir .
+
+clean:
+	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home dbt/target dbt/logs

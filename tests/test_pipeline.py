@@ -1,0 +1,131 @@
+"""The whole pipeline, materialized for real with Dagster on the bundled releases, and its published file."""
+
+import json
+
+import dagster as dg
+
+from dagster_project.defs.releases import SUITE_CHECK, release_source_sensor, release_years
+from dagster_project.defs.resources import ReleaseSourceResource
+from dagster_project.lib.sources import source_config_from_env
+
+MARTS = {"dim_institution", "dim_indicator", "fct_index", "fct_rankings", "fct_trends", "fct_target_gap",
+         "agg_groups", "fct_national_reconciliation"}
+
+
+def test_full_materialization_publishes_every_mart(built_warehouse, published):
+    paths, ingest, build = built_warehouse
+    assert all(r.success for r in ingest) and build.success
+    checks = build.get_asset_check_evaluations()
+    assert len(checks) > 50 and all(c.passed for c in checks)
+    tables = {r[0] for r in published.execute("select table_name from duckdb_tables()").fetchall()}
+    assert tables == MARTS | {"publish_manifest"}
+    manifest = json.loads(paths.published_manifest.read_text())
+    assert set(manifest["tables"]) == MARTS
+    assert all(t["rows"] > 0 for t in manifest["tables"].values())
+    assert manifest["run_id"] == build.run_id
+    assert sum(k.startswith("lake/official_results/") for k in manifest["inputs"]) == 2
+
+
+def test_release_checks_pass_with_the_expected_warnings(built_warehouse):
+    _, ingest, _ = built_warehouse
+    by_year = {r.dagster_run.tags["dagster/partition"]: r for r in ingest}
+    for result in by_year.values():
+        evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert evals[SUITE_CHECK].passed
+    warnings_2024 = next(e for e in by_year["2024"].get_asset_check_evaluations() if not e.passed)
+    assert warnings_2024.severity == dg.AssetCheckSeverity.WARN
+    rows = warnings_2024.metadata["failing_rows"].value
+    assert {r["column"] for r in rows} == {"missing_values", "predikat_consistency"}
+
+
+def test_banyuwangi_leads_the_regional_governments_in_2024(published):
+    rows = published.execute("""
+        select d.name, r.index_value, r.rank from fct_rankings r join dim_institution d using (institution_id)
+        where r.year = 2024 and r.scope = 'government_level' and r.scope_value = 'pemda' and r.rank = 1
+    """).fetchall()
+    assert rows == [("Kabupaten Banyuwangi", 4.77, 1)]
+
+
+def test_sumedang_scores_4_51_in_2024_and_has_its_target(published):
+    ((index, predikat),) = published.execute(
+        "select index_value, predikat from fct_index where institution_id = '32.11' and year = 2024").fetchall()
+    assert (index, predikat) == (4.51, "Memuaskan")
+    ((target, gap, status),) = published.execute(
+        "select target_value, gap, status from fct_target_gap where target_id = 'sumedang-2025'").fetchall()
+    assert (target, gap, status) == (4.6, 0.09, "on_track")
+
+
+def test_band_edge_rows_keep_their_published_predikat(published):
+    rows = published.execute("""
+        select institution_id, index_value, predikat, predikat_of_rounded_index from fct_index
+        where is_band_edge_predikat order by index_value
+    """).fetchall()
+    assert rows == [("12.25", 1.8, "Kurang", "Cukup"), ("73.17", 2.6, "Cukup", "Baik"),
+                    ("35.01", 3.5, "Baik", "Sangat Baik")]
+
+
+def test_missing_domains_stay_missing(published):
+    rows = published.execute(
+        "select count(*) from fct_index where not is_complete and policy_index is null and index_value is not null"
+    ).fetchall()
+    assert rows == [(3,)]
+
+
+def test_rankings_share_the_lowest_rank_on_ties(published):
+    ((n_ties,),) = published.execute("""
+        select count(*) from fct_rankings a join fct_rankings b
+          on a.year = b.year and a.scope = b.scope and a.scope_value = b.scope_value
+         and a.index_value = b.index_value and a.institution_id < b.institution_id
+        where a.rank <> b.rank
+    """).fetchall()
+    assert n_ties == 0
+    # competition ranking: after two institutions tied at rank r, the next rank is r + 2
+    ranks = [r for (r,) in published.execute(
+        "select rank from fct_rankings where year = 2024 and scope = 'national' order by rank").fetchall()]
+    assert ranks[0] == 1 and all(b == a or b == i + 1 for i, (a, b) in enumerate(zip(ranks, ranks[1:]), start=1))
+
+
+def test_every_scope_ranks_each_scored_institution_once(published):
+    counts = dict(published.execute(
+        "select scope, count(*) from fct_rankings where year = 2024 group by scope").fetchall())
+    assert counts["national"] == counts["government_level"] == counts["category"] == 615
+    assert counts["province"] == 523
+
+
+def test_national_reconciliation_reports_the_difference(published):
+    rows = published.execute(
+        "select year, published_national_index, computed_national_index, difference "
+        "from fct_national_reconciliation order by year").fetchall()
+    assert [(y, p) for y, p, _, _ in rows] == [(2023, 2.79), (2024, 3.12)]
+    assert all(abs(p - c - d) < 1e-9 and d < 0 for _, p, c, d in rows)
+
+
+def test_regional_average_target_is_tracked(published):
+    ((baseline, latest, projected, status),) = published.execute("""
+        select baseline_value, latest_value, projected_value, status from fct_target_gap
+        where target_id = 'regional-average-2025' and applies_as = 'direct'""").fetchall()
+    assert baseline == 2.24 and round(latest, 2) == 3.07 and projected < 3.5 and status == "off_track"
+
+
+def test_trends_include_the_published_national_series(published):
+    series = published.execute("""
+        select year, index_value, direction from fct_trends where entity_type = 'national_published' order by year
+    """).fetchall()
+    assert [y for y, _, _ in series] == list(range(2018, 2025))
+    assert series[0][2] == "first" and series[-1] == (2024, 3.12, "up")
+
+
+def test_sensor_requests_each_new_or_changed_release_once(tmp_path):
+    resource = ReleaseSourceResource.from_config(source_config_from_env())
+    with dg.instance_for_test() as instance:
+        first = release_source_sensor(dg.build_sensor_context(instance=instance), release_source=resource)
+        assert sorted(r.partition_key for r in first.run_requests) == ["2023", "2024"]
+        assert first.dynamic_partitions_requests[0].partition_keys == ["2023", "2024"]
+        again = release_source_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor),
+                                      release_source=resource)
+        assert isinstance(again, dg.SkipReason)
+        changed = json.loads(first.cursor) | {"2024": "an older sha256"}
+        third = release_source_sensor(dg.build_sensor_context(instance=instance, cursor=json.dumps(changed)),
+                                      release_source=resource)
+        assert [r.partition_key for r in third.run_requests] == ["2024"]
+        assert release_years.name == "release_year"
