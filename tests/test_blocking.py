@@ -1,0 +1,114 @@
+"""Failures stop at their gate: nothing bad reaches the lake or the published file, nothing is lost."""
+
+import hashlib
+import json
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dagster_project import cli
+from dagster_project.defs.automation import BUILD_JOB
+from dagster_project.definitions import defs
+from dagster_project.lib.archive import read_ingest_log
+from dagster_project.lib.publish import publish_marts
+from dagster_project.paths import BUNDLED_RELEASES_DIR, DataPaths
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def copy_of_built(built_warehouse, tmp_path, monkeypatch) -> DataPaths:
+    """The built data dir, copied, so a test can break it without touching the shared one."""
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(built_warehouse[0].root, paths.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    return paths
+
+
+def release_folder_with(tmp_path, year: int, edit) -> tuple:
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    entries = []
+    for y in (2023, 2024):
+        content = (BUNDLED_RELEASES_DIR / f"spbe_results_{y}.csv").read_text(encoding="utf-8")
+        if y == year:
+            content = edit(content)
+        (folder / f"results_{y}.csv").write_text(content, encoding="utf-8")
+        entries.append({"year": y, "url": f"results_{y}.csv", "format": "csv",
+                        "sha256": hashlib.sha256(content.encode()).hexdigest()})
+    (folder / "manifest.json").write_text(json.dumps({"releases": entries}))
+    return folder, entries
+
+
+def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untouched(
+        copy_of_built, tmp_path, monkeypatch, capsys):
+    paths = copy_of_built
+    before = digest(paths.published_db)
+    lake_before = sorted(paths.lake.rglob("*.parquet"))
+    folder, entries = release_folder_with(
+        tmp_path, 2024, lambda text: text.replace("Kementerian Pertanian", "Kementerian Urusan Fiktif", 1))
+    monkeypatch.setenv("SPBE_RELEASE_SOURCE", str(folder))
+
+    assert cli.main(["build"]) == 1
+
+    err = capsys.readouterr().err
+    assert "release 2024 was not accepted" in err and "official_results_suite" in err
+    assert digest(paths.published_db) == before
+    assert sorted(paths.lake.rglob("*.parquet")) == lake_before
+    bad_sha = entries[1]["sha256"]
+    assert (paths.quarantine / f"{bad_sha}.csv").read_bytes() == (folder / "results_2024.csv").read_bytes()
+    report = json.loads((paths.quarantine / f"{bad_sha}.report.json").read_text())
+    (unknown,) = [f for f in report["failed"] if f["column"] == "institution_id"]
+    assert unknown["sample_rows"][0]["institution_name"] == "Kementerian Urusan Fiktif"
+    assert unknown["description"].startswith("institution known to the registry")
+    log = read_ingest_log(paths.ingest_log)
+    assert log[-1]["status"] == "quarantined" and log[-1]["sha256"] == bad_sha
+
+
+def test_failing_dbt_test_blocks_publish(copy_of_built):
+    paths = copy_of_built
+    before = digest(paths.published_db)
+    # A newer 2024 lake file with every row twice, as if validation had been bypassed.
+    (current,) = paths.lake.glob("official_results/year=2024/*.parquet")
+    bad = current.with_name("f" * 64 + ".parquet")
+    con = duckdb.connect()
+    con.read_parquet(str(current)).union(con.read_parquet(str(current))).project(
+        "* replace ('" + "f" * 64 + "' as source_sha256, now() as received_at)").write_parquet(str(bad))
+    con.close()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    assert any(name.startswith("unique_combination_int_official_results_current") for name in failed)
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "published_warehouse" not in materialized and "fct_index" not in materialized
+    assert digest(paths.published_db) == before
+
+
+def test_publish_swaps_atomically_under_an_open_reader(copy_of_built):
+    paths = copy_of_built
+    reader = duckdb.connect(str(paths.published_db), read_only=True)
+    ((old_run,),) = reader.execute("select value from publish_manifest where key = 'run_id'").fetchall()
+    publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "second-run", {}, "fp")
+    # The old reader still answers from the file it opened; a new reader sees the new version whole.
+    assert reader.execute("select count(*) from fct_index").fetchall() == [(1236,)]
+    assert reader.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [(old_run,)]
+    reader.close()
+    with duckdb.connect(str(paths.published_db), read_only=True) as fresh:
+        assert fresh.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [('"second-run"',)]
+    assert not list(paths.warehouse.glob(".*partial*"))
+
+
+def test_failed_publish_leaves_the_published_file_byte_identical(copy_of_built):
+    paths = copy_of_built
+    before = digest(paths.published_db)
+    with pytest.raises(duckdb.Error):
+        publish_marts(paths.warehouse / "missing.duckdb", paths.published_db, paths.published_manifest,
+                      "doomed", {}, "fp")
+    assert digest(paths.published_db) == before
+    assert not list(paths.warehouse.glob(".*partial*"))

@@ -1,0 +1,56 @@
+"""The `spbe` command on the published warehouse."""
+
+import subprocess
+
+import pytest
+
+from dagster_project import cli
+from tests.conftest import VENV_BIN
+
+
+@pytest.fixture
+def on_built(built_warehouse, monkeypatch):
+    monkeypatch.setenv("SPBE_DATA_DIR", str(built_warehouse[0].root))
+    return built_warehouse[0]
+
+
+def test_query_answers_from_the_published_file(on_built, capsys):
+    sql = "select * from fct_rankings where year = 2024 and scope = 'national' order by rank limit 10"
+    assert cli.main(["query", sql, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("institution_id,year,scope") and len(lines) == 11
+    assert lines[1].startswith("35.10,2024,national,Indonesia,1,615")
+
+
+def test_query_prints_a_table_by_default(on_built, capsys):
+    assert cli.main(["query", "select name from dim_institution where institution_id = '32.11'"]) == 0
+    assert "Kabupaten Sumedang" in capsys.readouterr().out
+
+
+def test_bad_sql_is_a_clear_error(on_built, capsys):
+    assert cli.main(["query", "select * from no_such_mart"]) == 2
+    assert "no_such_mart" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sql", ["create table x as select 1", "copy fct_index to '/tmp/leak.csv'",
+                                 "select * from read_csv('/etc/passwd')"])
+def test_query_is_read_only_and_cannot_touch_files(on_built, sql, capsys):
+    assert cli.main(["query", sql]) == 2
+
+
+def test_summary_shows_the_top_10_and_predikat_counts(on_built, capsys):
+    assert cli.main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert str(on_built.published_db) in out and "Kabupaten Banyuwangi" in out and "Memuaskan" in out
+
+
+def test_build_with_nothing_changed_only_prints_the_summary(on_built, capsys):
+    assert cli.main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nothing changed since the last publish") and "Kabupaten Banyuwangi" in out
+
+
+def test_console_script_is_installed(on_built):
+    done = subprocess.run([str(VENV_BIN / "spbe"), "query", "select count(*) as n from dim_institution",
+                           "--format", "json"], capture_output=True, text=True, check=True)
+    assert '"n":646' in done.stdout.replace(" ", "")

@@ -1,0 +1,71 @@
+"""The code location loads, and the asset graph reads like documentation in the UI."""
+
+import dagster as dg
+
+from dagster_project.definitions import defs
+
+
+def graph():
+    return defs().resolve_asset_graph()
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs())
+
+
+def test_every_asset_has_a_group_kinds_and_a_description():
+    g = graph()
+    for key in g.get_all_asset_keys():
+        node = g.get(key)
+        assert node.group_name in {"reference", "releases", "warehouse", "publish"}, key
+        assert node.kinds, key
+        assert node.description, key
+
+
+def test_groups_hold_what_their_names_say():
+    g = graph()
+    by_group: dict[str, set[str]] = {}
+    for key in g.get_all_asset_keys():
+        by_group.setdefault(g.get(key).group_name, set()).add(key.to_user_string())
+    assert by_group["releases"] == {"official_release"}
+    assert by_group["publish"] == {"published_warehouse"}
+    assert {"reference_tables", "reference/institutions", "reference/targets"} <= by_group["reference"]
+    assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
+
+
+def assets_by_key(d: dg.Definitions) -> dict[str, dg.AssetsDefinition]:
+    return {k.to_user_string(): a for a in d.assets for k in a.keys}
+
+
+def test_releases_are_partitioned_by_year_and_gate_the_warehouse():
+    g = graph()
+    release = g.get(dg.AssetKey("official_release"))
+    assert release.partitions_def.name == "release_year"
+    assert release.key in g.get(dg.AssetKey(["staging", "stg_lake__official_results"])).parent_keys
+    specs = {s.name: s for s in assets_by_key(defs())["official_release"].check_specs}
+    assert specs["official_results_suite"].blocking and not specs["official_results_warnings"].blocking
+
+
+def test_dbt_tests_are_asset_checks_and_duckdb_writers_share_one_pool():
+    d = defs()
+    check_names = {k.name for k in d.resolve_asset_graph().asset_check_keys}
+    assert "unique_dim_institution_institution_id" in check_names
+    assert "assert_domain_formula_holds_for_official_results" in check_names
+    assert {"official_results_suite", "reference_structure"} <= check_names
+    assets = assets_by_key(d)
+    assert assets["fct_index"].op.pool == assets["published_warehouse"].op.pool == "duckdb"
+    # Assets that never open the DuckDB file stay out of the pool.
+    assert assets["official_release"].op.pool is None and assets["reference_tables"].op.pool is None
+
+
+def test_marts_rebuild_when_a_release_lands_unless_a_blocking_check_failed():
+    g = graph()
+    for key in (dg.AssetKey("fct_rankings"), dg.AssetKey("published_warehouse")):
+        condition = g.get(key).automation_condition
+        assert [op.get_label() for op in condition.operands] == ["eager", "all_deps_blocking_checks_passed"]
+
+
+def test_sensors_and_jobs():
+    d = defs()
+    assert {s.name for s in d.sensors} == {"release_source_sensor", "warehouse_automation"}
+    assert {j.name for j in d.jobs} == {"ingest_release", "build_warehouse"}

@@ -1,0 +1,78 @@
+"""dagster-webserver on a free port, asked through the GraphQL API the UI itself uses."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from dagster_project.paths import REPO_ROOT
+from tests.conftest import VENV_BIN
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webserver(built_warehouse):
+    port = free_port()
+    env = {**os.environ, "SPBE_DATA_DIR": str(built_warehouse[0].root)}
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+         "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dagster-webserver did not start: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def graphql(url: str, query: str) -> dict:
+    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    answer = json.loads(urllib.request.urlopen(req, timeout=60).read())
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+def test_code_location_loads(webserver):
+    data = graphql(webserver, """{ workspaceOrError { ... on Workspace { locationEntries {
+        name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
+    (entry,) = data["workspaceOrError"]["locationEntries"]
+    assert entry["name"] == "spbe_monitor" and entry["loadStatus"] == "LOADED"
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
+
+
+def test_asset_nodes_and_their_checks(webserver):
+    data = graphql(webserver, """{ assetNodes { assetKey { path } groupName kinds description
+        assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }""")
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+    assert {"official_release", "reference_tables", "fct_rankings", "published_warehouse"} <= set(nodes)
+    assert all(n["groupName"] and n["kinds"] and n["description"] for n in nodes.values())
+    release_checks = {c["name"]: c["blocking"] for c in nodes["official_release"]["assetChecksOrError"]["checks"]}
+    assert release_checks == {"official_results_suite": True, "official_results_warnings": False}
+    mart_checks = {c["name"] for c in nodes["fct_rankings"]["assetChecksOrError"]["checks"]}
+    assert "unique_combination_fct_rankings_institution_id__year__scope__scope_value" in mart_checks
+
+
+def test_sensors_are_running(webserver):
+    data = graphql(webserver, """{ sensorsOrError(repositorySelector: {repositoryName: "__repository__",
+        repositoryLocationName: "spbe_monitor"}) { ... on Sensors { results { name sensorState { status } } } } }""")
+    sensors = {s["name"]: s["sensorState"]["status"] for s in data["sensorsOrError"]["results"]}
+    assert sensors == {"release_source_sensor": "RUNNING", "warehouse_automation": "RUNNING"}
