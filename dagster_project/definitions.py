@@ -17,5 +17,8 @@ def defs() -> dg.Definitions:
         assets=[reference_tables, official_release, warehouse_dbt_assets(), build_publish_asset()],
         jobs=[ingest_release_job, build_warehouse_job],
         sensors=[release_source_sensor, warehouse_automation],
-        resources={"dbt": dbt_resource(), "release_source": ReleaseSourceResource.from_config(source_config_from_env())},
+        resources={
+            "dbt": dbt_resource(),
+            "release_source": ReleaseSourceResource.from_config(source_config_from_env()),
+        },
     )

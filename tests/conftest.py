@@ -51,9 +51,9 @@ def data_dir(tmp_path, monkeypatch) -> DataPaths:
 
 def run_pipeline(instance):
     """Materialize everything the way `spbe build` does: each release year, then the warehouse job."""
+    from dagster_project.definitions import defs
     from dagster_project.defs.automation import BUILD_JOB, INGEST_JOB
     from dagster_project.defs.releases import release_years
-    from dagster_project.definitions import defs
     from dagster_project.lib.sources import list_releases, source_config_from_env
 
     definitions = defs()

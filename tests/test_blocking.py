@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from dagster_project import cli
-from dagster_project.defs.automation import BUILD_JOB
 from dagster_project.definitions import defs
+from dagster_project.defs.automation import BUILD_JOB
 from dagster_project.lib.archive import read_ingest_log
 from dagster_project.lib.publish import publish_marts
 from dagster_project.paths import BUNDLED_RELEASES_DIR, DataPaths
@@ -100,7 +100,8 @@ def test_publish_swaps_atomically_under_an_open_reader(copy_of_built):
     assert reader.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [(old_run,)]
     reader.close()
     with duckdb.connect(str(paths.published_db), read_only=True) as fresh:
-        assert fresh.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [('"second-run"',)]
+        run_id = fresh.execute("select value from publish_manifest where key = 'run_id'").fetchall()
+    assert run_id == [('"second-run"',)]
     assert not list(paths.warehouse.glob(".*partial*"))
 
 

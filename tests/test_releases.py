@@ -6,7 +6,12 @@ import pytest
 from dagster_project.lib.ingest import ID_COLUMNS, SUITE
 from dagster_project.lib.quality import validate_frame
 from dagster_project.lib.registry import load_registry
-from dagster_project.lib.releases import FORMULA_TOLERANCE, ReleaseFormatError, normalize_release, read_release_csv
+from dagster_project.lib.releases import (
+    FORMULA_TOLERANCE,
+    ReleaseFormatError,
+    normalize_release,
+    read_release_csv,
+)
 from dagster_project.paths import BUNDLED_RELEASES_DIR
 
 
@@ -59,7 +64,8 @@ def test_real_releases_pass_the_suite_with_warnings_only(releases):
     assert report_2023.passed
     # Kab. Banyuasin 2023 published a services index of 0.3: kept, flagged as a warning.
     (below_one,) = report_2023.warnings
-    assert below_one.column == "services_index" and below_one.sample_rows[0]["institution_name"] == "Pemerintah Kab. Banyuasin"
+    assert below_one.column == "services_index"
+    assert below_one.sample_rows[0]["institution_name"] == "Pemerintah Kab. Banyuasin"
 
 
 def test_each_broken_rule_is_named_with_its_rows(releases):

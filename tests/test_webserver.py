@@ -20,27 +20,33 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def webserver(built_warehouse):
+def webserver(built_warehouse, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "SPBE_DATA_DIR": str(built_warehouse[0].root)}
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path_factory.mktemp("webserver") / "webserver.log"
+    with open(log, "wb") as sink:  # a file, not a pipe: an unread pipe would fill and stall the server
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+             "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dagster-webserver did not start: {proc.stderr.read().decode()[-2000:]}")
-                time.sleep(0.5)
+        while not _answers(f"{url}/server_info"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dagster-webserver did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
 
 
 def graphql(url: str, query: str) -> dict:

@@ -82,7 +82,8 @@ def release_source_sensor(context: dg.SensorEvaluationContext, release_source: R
     new = [e for e in entries if seen.get(str(e.year)) != e.fingerprint]
     if not new:
         return dg.SkipReason(f"no new or changed release among {len(entries)}")
-    unknown_years = sorted({str(e.year) for e in new} - set(context.instance.get_dynamic_partitions(release_years.name)))
+    known_years = set(context.instance.get_dynamic_partitions(release_years.name))
+    unknown_years = sorted({str(e.year) for e in new} - known_years)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=str(e.year), run_key=f"release-{e.year}-{e.fingerprint}")
                       for e in new],

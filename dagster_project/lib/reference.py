@@ -87,7 +87,8 @@ def _bands_contiguous(t: dict[str, pd.DataFrame]) -> list[dict]:
         lows, highs = g["batas_bawah_inklusif"].tolist(), g["batas_atas"].tolist()
         for i in range(len(g) - 1):
             if abs(highs[i] - lows[i + 1]) > TOLERANCE:
-                out.append({"framework": fw, "band": g["predikat"].iloc[i], "upper": highs[i], "next_lower": lows[i + 1]})
+                out.append({"framework": fw, "band": g["predikat"].iloc[i], "upper": highs[i],
+                            "next_lower": lows[i + 1]})
         if lows[0] != 1.0 or highs[-1] != 5.0 or not bool(g["batas_atas_inklusif"].iloc[-1]):
             out.append({"framework": fw, "detail": "bands must cover 1.0-5.0 with an inclusive top"})
     return out

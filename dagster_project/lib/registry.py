@@ -39,7 +39,8 @@ def load_registry(reference_dir: Path | None = None) -> Registry:
         institutions = list(csv.DictReader(f))
     with open(ref / "institution_aliases.csv", newline="", encoding="utf-8") as f:
         aliases = list(csv.DictReader(f))
-    alias_to_id = {normalize_name(r["name"]): r["institution_id"] for r in institutions if r["government_level"] == "pusat"}
+    alias_to_id = {normalize_name(r["name"]): r["institution_id"]
+                   for r in institutions if r["government_level"] == "pusat"}
     alias_to_id.update({normalize_name(a["alias"]): a["institution_id"] for a in aliases})
     return Registry(
         ids=frozenset(r["institution_id"] for r in institutions),

@@ -319,7 +319,8 @@ def _open(session: requests.Session, cfg: SourceConfig, url: str, headers: dict[
             resp = session.get(url, headers=headers, params=params, timeout=cfg.timeout_seconds,
                                stream=True, allow_redirects=False)
         except requests.RequestException as e:
-            raise ReleaseSourceError(f"{url}: request failed after {cfg.retries} retries ({e.__class__.__name__}: {e})") from e
+            raise ReleaseSourceError(
+                f"{url}: request failed after {cfg.retries} retries ({e.__class__.__name__}: {e})") from e
         if resp.is_redirect and "Location" in resp.headers:
             url, params = urljoin(url, resp.headers["Location"]), None
             resp.close()
