@@ -1,31 +1,7 @@
 -- Rankings of the official index per year in four scopes. Ties share the lowest rank (1, 2, 2, 4);
 -- percentile is 100 for the top and 0 for the bottom; rank_change is positive when an institution climbed
 -- since the previous year in the same scope.
-with scored as (
-    select
-        f.institution_id,
-        f.year,
-        f.index_value,
-        f.predikat,
-        i.government_level,
-        i.category,
-        i.province_code
-    from {{ ref('fct_index') }} as f
-    inner join {{ ref('dim_institution') }} as i using (institution_id)
-    where f.source = 'official' and f.index_value is not null
-),
-
-scoped as (
-    select *, 'national' as scope, 'Indonesia' as scope_value from scored
-    union all
-    select *, 'government_level', government_level from scored
-    union all
-    select *, 'category', category from scored
-    union all
-    select *, 'province', province_code from scored where province_code is not null
-),
-
-ranked as (
+with ranked as (
     select
         institution_id,
         year,
@@ -35,7 +11,7 @@ ranked as (
         predikat,
         rank() over w as rank,
         count(*) over (partition by year, scope, scope_value) as n
-    from scoped
+    from {{ ref('int_official_index_by_scope') }}
     window w as (partition by year, scope, scope_value order by index_value desc)
 )
 
