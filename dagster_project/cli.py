@@ -83,18 +83,23 @@ def build(args: argparse.Namespace) -> int:
         if unknown:
             instance.add_dynamic_partitions(release_years.name, unknown)
         ingest = definitions.resolve_job_def(INGEST_JOB)
-        for year in years:
+        rejected = []
+        for year in years:  # every year lands on its own: a bad one does not hold back the others
             with _run_log(paths, f"ingest_{year}") as log_path:
                 result = ingest.execute_in_process(partition_key=year, instance=instance, run_config=QUIET_RUN,
                                                    raise_on_error=False)
             blocked = _failed_checks(result)
             if not result.success or blocked:
-                print(f"release {year} was not accepted; nothing rebuilt, the published warehouse is unchanged:",
-                      file=sys.stderr)
+                rejected.append(year)
+                print(f"release {year} was not accepted:", file=sys.stderr)
                 for line in blocked or [f"ingestion failed, see {log_path} or run {result.run_id} in the UI"]:
                     print(f"  {line}", file=sys.stderr)
-                return 1
-            print(f"release {year}: landed")
+            else:
+                print(f"release {year}: landed")
+        if rejected:
+            print(f"nothing rebuilt: the published warehouse is unchanged until release(s) {', '.join(rejected)} "
+                  "are fixed (or removed from the source)", file=sys.stderr)
+            return 1
         with _run_log(paths, "build_warehouse") as log_path:
             result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
                 instance=instance, run_config=QUIET_RUN, raise_on_error=False)

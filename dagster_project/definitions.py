@@ -5,7 +5,7 @@ import dagster as dg
 from dagster_project.defs.automation import build_warehouse_job, ingest_release_job, warehouse_automation
 from dagster_project.defs.publish import build_publish_asset
 from dagster_project.defs.reference import reference_tables
-from dagster_project.defs.releases import official_release, release_source_sensor
+from dagster_project.defs.releases import ingest_log, official_release, release_source_sensor
 from dagster_project.defs.resources import ReleaseSourceResource, dbt_resource
 from dagster_project.defs.warehouse import warehouse_dbt_assets
 from dagster_project.lib.sources import source_config_from_env
@@ -14,7 +14,7 @@ from dagster_project.lib.sources import source_config_from_env
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[reference_tables, official_release, warehouse_dbt_assets(), build_publish_asset()],
+        assets=[reference_tables, official_release, ingest_log, warehouse_dbt_assets(), build_publish_asset()],
         jobs=[ingest_release_job, build_warehouse_job],
         sensors=[release_source_sensor, warehouse_automation],
         resources={

@@ -1,6 +1,7 @@
 """A real HTTP server on 127.0.0.1 for source tests: routes are plain functions, faults included."""
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     drop_connection: bool = False  # close the socket without answering (connection reset)
     declared_length: int | None = None  # a Content-Length larger than the body: a truncated download
+    chunk_delay: float = 0.0  # seconds between 8 slices of the body: a server that trickles
 
 
 Route = Callable[[BaseHTTPRequestHandler], Reply]
@@ -41,7 +43,14 @@ class LocalServer:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(reply.declared_length or len(reply.body)))
                 self.end_headers()
-                self.wfile.write(reply.body)
+                if reply.chunk_delay:
+                    step = max(1, len(reply.body) // 8)
+                    for i in range(0, len(reply.body), step):
+                        self.wfile.write(reply.body[i:i + step])
+                        self.wfile.flush()
+                        time.sleep(reply.chunk_delay)
+                else:
+                    self.wfile.write(reply.body)
                 if reply.declared_length:
                     self.close_connection = True
 

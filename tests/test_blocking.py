@@ -11,7 +11,7 @@ import pytest
 from dagster_project import cli
 from dagster_project.definitions import defs
 from dagster_project.defs.automation import BUILD_JOB
-from dagster_project.lib.archive import read_ingest_log
+from dagster_project.lib.archive import append_ingest_log, read_ingest_log
 from dagster_project.lib.publish import publish_marts
 from dagster_project.paths import BUNDLED_RELEASES_DIR, DataPaths
 
@@ -72,13 +72,17 @@ def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untou
 def test_failing_dbt_test_blocks_publish(copy_of_built):
     paths = copy_of_built
     before = digest(paths.published_db)
-    # A newer 2024 lake file with every row twice, as if validation had been bypassed.
+    # A newer 2024 lake file with every row twice, landed as if validation had been bypassed.
     (current,) = paths.lake.glob("official_results/year=2024/*.parquet")
-    bad = current.with_name("f" * 64 + ".parquet")
+    bad_sha = "f" * 64
     con = duckdb.connect()
     con.read_parquet(str(current)).union(con.read_parquet(str(current))).project(
-        "* replace ('" + "f" * 64 + "' as source_sha256, now() as received_at)").write_parquet(str(bad))
+        f"* replace ('{bad_sha}' as source_sha256, now() as received_at)").write_parquet(
+        str(current.with_name(f"{bad_sha}.parquet")))
     con.close()
+    append_ingest_log(paths.ingest_log, {"sha256": bad_sha, "dataset": "official_results", "year": 2024,
+                                         "status": "loaded", "rows": 1230, "reason": "bypassed validation",
+                                         "original_name": "x.csv", "source": "local", "received_at": "2026-01-01"})
 
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, raise_on_error=False)
@@ -94,22 +98,63 @@ def test_publish_swaps_atomically_under_an_open_reader(copy_of_built):
     paths = copy_of_built
     reader = duckdb.connect(str(paths.published_db), read_only=True)
     ((old_run,),) = reader.execute("select value from publish_manifest where key = 'run_id'").fetchall()
-    publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "second-run", {}, "fp")
+    with duckdb.connect(str(paths.build_db)) as build:  # the next build has fewer rows
+        build.execute("delete from main.fct_index where year = 2023")
+    publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "second-run", ["fct_index"], {}, "fp")
     # The old reader still answers from the file it opened; a new reader sees the new version whole.
     assert reader.execute("select count(*) from fct_index").fetchall() == [(1236,)]
     assert reader.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [(old_run,)]
     reader.close()
     with duckdb.connect(str(paths.published_db), read_only=True) as fresh:
         run_id = fresh.execute("select value from publish_manifest where key = 'run_id'").fetchall()
+        assert fresh.execute("select count(*) from fct_index").fetchall() == [(615,)]
     assert run_id == [('"second-run"',)]
     assert not list(paths.warehouse.glob(".*partial*"))
 
 
-def test_failed_publish_leaves_the_published_file_byte_identical(copy_of_built):
+def test_only_the_named_marts_are_published(copy_of_built):
+    paths = copy_of_built
+    with duckdb.connect(str(paths.build_db)) as build:  # a mart since removed from the dbt project
+        build.execute("create table main.fct_retired as select 1 as x")
+    publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "run", ["dim_institution"], {}, "fp")
+    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+        tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+    assert tables == {"dim_institution", "publish_manifest"}
+
+
+@pytest.mark.parametrize("build_db", ["missing.duckdb", "build.duckdb"])
+def test_failed_publish_leaves_the_published_file_byte_identical(copy_of_built, build_db):
     paths = copy_of_built
     before = digest(paths.published_db)
+    # Either the build file is missing, or the copy fails after two marts were already written.
     with pytest.raises(duckdb.Error):
-        publish_marts(paths.warehouse / "missing.duckdb", paths.published_db, paths.published_manifest,
-                      "doomed", {}, "fp")
+        publish_marts(paths.warehouse / build_db, paths.published_db, paths.published_manifest, "doomed",
+                      ["dim_institution", "fct_index", "no_such_mart"], {}, "fp")
     assert digest(paths.published_db) == before
-    assert not list(paths.warehouse.glob(".*partial*"))
+    assert [p.name for p in paths.warehouse.iterdir() if p.name.startswith(".")] == []
+
+
+def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_path):
+    from dagster_project.lib.ingest import land_release
+    from dagster_project.lib.sources import SourceConfig, list_releases
+
+    paths = copy_of_built
+    original = (BUNDLED_RELEASES_DIR / "spbe_results_2024.csv").read_text(encoding="utf-8")
+    banyuwangi = "Pemerintah Kab. Banyuwangi,5.0,4.6,4.18,5.0,4.77,Memuaskan,Pemerintah Daerah di Jawa Timur,12,"
+    assert original.count(banyuwangi + ",") == 1
+    folder, _ = release_folder_with(tmp_path, 2024, lambda t: t.replace(banyuwangi + ",", banyuwangi + "koreksi,"))
+    corrected_cfg = SourceConfig(kind="local", location=str(folder))
+    bundled_cfg = SourceConfig(kind="local", location=str(BUNDLED_RELEASES_DIR))
+    corrected = land_release(corrected_cfg, list_releases(corrected_cfg)[1], paths)
+    back = land_release(bundled_cfg, list_releases(bundled_cfg)[1], paths)
+    assert (corrected.status, back.status) == ("loaded", "duplicate")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
+    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+        note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024")
+        assert note.fetchall() == [(None,)]
+        log = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 "
+                               "and logged_at = (select max(logged_at) from fct_ingest_log l "
+                               "where l.sha256 = fct_ingest_log.sha256)").fetchall())
+    assert log == {corrected.sha256: False, back.sha256: True}

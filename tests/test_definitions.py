@@ -27,14 +27,14 @@ def test_groups_hold_what_their_names_say():
     by_group: dict[str, set[str]] = {}
     for key in g.get_all_asset_keys():
         by_group.setdefault(g.get(key).group_name, set()).add(key.to_user_string())
-    assert by_group["releases"] == {"official_release"}
+    assert by_group["releases"] == {"official_release", "ingest_log"}
     assert by_group["publish"] == {"published_warehouse"}
     assert {"reference_tables", "reference/institutions", "reference/targets"} <= by_group["reference"]
     assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
 
 
 def assets_by_key(d: dg.Definitions) -> dict[str, dg.AssetsDefinition]:
-    return {k.to_user_string(): a for a in d.assets for k in a.keys}
+    return {k.to_user_string(): a for a in d.assets if isinstance(a, dg.AssetsDefinition) for k in a.keys}
 
 
 def test_releases_are_partitioned_by_year_and_gate_the_warehouse():
@@ -62,7 +62,8 @@ def test_marts_rebuild_when_a_release_lands_unless_a_blocking_check_failed():
     g = graph()
     for key in (dg.AssetKey("fct_rankings"), dg.AssetKey("published_warehouse")):
         condition = g.get(key).automation_condition
-        assert [op.get_label() for op in condition.operands] == ["eager", "all_deps_blocking_checks_passed"]
+        assert condition.get_label() == "eager, unless a blocking check failed"
+        assert "all_deps_blocking_checks_passed" in [op.get_label() for op in condition.operands]
 
 
 def test_sensors_and_jobs():

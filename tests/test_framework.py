@@ -38,9 +38,19 @@ def test_values_outside_every_band_have_no_predikat():
     (3.5, "Cukup", "inconsistent"),          # two bands below
     (2.0, "Baik", "inconsistent"),           # above its band
     (None, "Baik", None),
+    (0.68, "Kurang", "consistent"),          # below every band's bound is still the lowest band
+    (0.68, "Cukup", "inconsistent"),
 ])
 def test_predikat_consistency(index, published, expected):
     assert predikat_consistency(index, published, predikat_bands()) == expected
+
+
+def test_each_framework_has_its_own_bands():
+    assert [b.predikat for b in predikat_bands("PermenPANRB 8/2026")][-1] == "Memuaskan"
+    assert predikat_for(4.1, predikat_bands("PermenPANRB 8/2026")) == "Memuaskan"  # 4.0 under Pemdi
+    assert predikat_for(4.1, predikat_bands()) == "Sangat Baik"
+    assert predikat_bands("PermenPANRB 5/2018") == ()
+    assert predikat_consistency(2.0, "Baik", ()) is None  # no bands, nothing to compare
 
 
 def test_framework_of_each_year_comes_from_the_national_series():

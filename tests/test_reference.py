@@ -50,6 +50,13 @@ def test_targets_must_point_at_existing_subjects(tables):
     assert broken(tables, "targets_resolve").failures[0]["subject_id"] == "99.99"
 
 
+def test_a_baseline_needs_both_year_and_value(tables):
+    tables["targets"].loc[0, "baseline_year"] = 2021
+    tables["targets"].loc[0, "baseline_value"] = None
+    failure = broken(tables, "targets_resolve").failures[0]
+    assert failure["target_id"] == tables["targets"].loc[0, "target_id"] and "together" in failure["detail"]
+
+
 def test_national_targets_must_agree_with_the_published_series(tables):
     targets = tables["targets"]
     targets.loc[targets["target_id"] == "national-2024", "target_value"] = 3.0

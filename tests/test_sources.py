@@ -167,3 +167,38 @@ def test_local_manifest_cannot_point_outside_its_folder(tmp_path, data_dir):
     (entry,) = list_releases(cfg)
     with pytest.raises(ReleaseSourceError, match="not a file inside"):
         fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache)
+
+
+def test_a_304_never_returns_content_the_manifest_no_longer_names(server, data_dir):
+    """A stale cache or CDN answers 304 to any conditional request; the new manifest sha must still win."""
+    new_body = BODY.replace(b"Pemerintah Kab. Banyuwangi", b"Pemerintah Kabupaten Banyuwangi")
+    current = {"manifest": manifest(), "body": BODY}
+
+    def stale_cdn(req):
+        if req.headers.get("If-None-Match"):
+            return Reply(304)
+        return Reply(200, current["body"], {"ETag": '"always-the-same"'})
+    server.routes["/manifest.json"] = lambda req: Reply(200, current["manifest"])
+    server.routes["/files/hasil_2024.csv"] = stale_cdn
+    assert fetch(server, data_dir).sha256 == SHA
+    current.update(manifest=manifest(sha=hashlib.sha256(new_body).hexdigest()), body=new_body)
+    got = fetch(server, data_dir)
+    assert got.sha256 == hashlib.sha256(new_body).hexdigest() and not got.not_modified
+
+
+def test_a_trickling_download_stops_at_the_overall_limit(server, data_dir):
+    server.routes["/manifest.json"] = static(manifest(sha=None), content_type="application/json")
+    server.routes["/files/hasil_2024.csv"] = lambda req: Reply(200, BODY, chunk_delay=0.3)
+    with pytest.raises(ReleaseSourceError, match="longer than"):
+        fetch(server, data_dir, http_cfg(server, max_seconds=0.5))
+    assert list(data_dir.archive.iterdir()) == []
+
+
+def test_a_year_listed_twice_keeps_the_newest_version(server):
+    package = {"success": True, "result": {"resources": [
+        {"name": "Hasil 2024 (revisi)", "format": "CSV", "url": "/b.csv", "last_modified": "2025-03-01T00:00:00"},
+        {"name": "Hasil 2024", "format": "CSV", "url": "/a.csv", "last_modified": "2025-01-01T00:00:00"},
+    ]}}
+    server.routes["/api/3/action/package_show"] = static(json.dumps(package).encode())
+    (entry,) = list_releases(SourceConfig(kind="ckan", location=server.url, package_id="p", retries=0))
+    assert entry.url.endswith("/b.csv")

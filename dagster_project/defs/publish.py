@@ -28,8 +28,8 @@ def build_publish_asset() -> dg.AssetsDefinition:
     def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = data_paths().ensure()
         inputs = input_hashes(paths)
-        result = publish_marts(paths.build_db, paths.published_db, paths.published_manifest,
-                               context.run_id, inputs, build_fingerprint(inputs))
+        result = publish_marts(paths.build_db, paths.published_db, paths.published_manifest, context.run.run_id,
+                               [key.path[-1] for key in mart_keys()], inputs, build_fingerprint(inputs))
         tables = result.manifest["tables"]
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(result.path)),

@@ -1,6 +1,7 @@
 """Resources: the release source (configurable in the launchpad) and the dbt CLI."""
 
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -15,28 +16,26 @@ class ReleaseSourceResource(dg.ConfigurableResource):
     """Where official releases come from (DESIGN.md): the bundled folder, an HTTP manifest, or CKAN.
 
     Defaults come from the SPBE_RELEASE_* environment (lib/sources.py); each field can be changed in the
-    launchpad for one run.
+    launchpad for one run. The fields are those of SourceConfig.
     """
 
     kind: str
     location: str
-    package_id: str = ""
-    allowed_hosts: list[str] = []
+    package_id: str
+    allowed_hosts: list[str]
     timeout_seconds: float
+    max_seconds: float
     max_bytes: int
     retries: int
     backoff_seconds: float
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> "ReleaseSourceResource":
-        return cls(kind=cfg.kind, location=cfg.location, package_id=cfg.package_id,
-                   allowed_hosts=list(cfg.allowed_hosts), timeout_seconds=cfg.timeout_seconds,
-                   max_bytes=cfg.max_bytes, retries=cfg.retries, backoff_seconds=cfg.backoff_seconds)
+        return cls(**{**dataclasses.asdict(cfg), "allowed_hosts": list(cfg.allowed_hosts)})
 
     def config(self) -> SourceConfig:
-        return SourceConfig(kind=self.kind, location=self.location, package_id=self.package_id,
-                            allowed_hosts=tuple(self.allowed_hosts), timeout_seconds=self.timeout_seconds,
-                            max_bytes=self.max_bytes, retries=self.retries, backoff_seconds=self.backoff_seconds)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(SourceConfig)}
+        return SourceConfig(**{**values, "allowed_hosts": tuple(self.allowed_hosts)})
 
 
 def dbt_resource() -> DbtCliResource:

@@ -16,7 +16,8 @@ ALLOWED_EXTENSIONS = frozenset({"csv", "xlsx", "json"})
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """UTC timestamp with microseconds: landing events are ordered by it."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def archive_path(archive_dir: Path, sha256: str, ext: str) -> Path:

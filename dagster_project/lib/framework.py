@@ -13,7 +13,6 @@ from pathlib import Path
 from dagster_project.paths import REFERENCE_DIR
 
 FRAMEWORK_2020 = "PermenPANRB 59/2020"
-BANDS_2020 = "PermenPANRB 59/2020 (Tabel 13)"
 # Column names of the four domain indices in an official release, in domain order 1-4.
 DOMAIN_COLUMNS = ("policy_index", "governance_index", "management_index", "services_index")
 
@@ -54,13 +53,16 @@ class Band:
 
 
 @cache
-def predikat_bands(framework: str = BANDS_2020, reference_dir: Path | None = None) -> tuple[Band, ...]:
-    """Bands of one framework, lowest first."""
+def predikat_bands(framework: str = FRAMEWORK_2020, reference_dir: Path | None = None) -> tuple[Band, ...]:
+    """Bands of one framework, lowest first; empty when the reference has none (PermenPANRB 5/2018).
+
+    The bands table names its source table after the framework ("PermenPANRB 59/2020 (Tabel 13)").
+    """
     bands = [
         Band(r["predikat"], float(r["batas_bawah_inklusif"]), float(r["batas_atas"]),
              r["batas_atas_inklusif"].strip().lower() == "true")
         for r in _read("spbe_predikat.csv", reference_dir)
-        if r["framework"] == framework
+        if r["framework"].split(" (")[0] == framework
     ]
     return tuple(sorted(bands, key=lambda b: b.lower))
 
@@ -83,9 +85,10 @@ def predikat_consistency(index_2dp: float | None, published: str | None, bands: 
     and carry "Baik". That is ``band_edge_below``: one band below, and the 2-decimal value sits exactly on
     the lower bound of its band. Anything else that disagrees is ``inconsistent``.
     """
-    if index_2dp is None or not published:
+    if index_2dp is None or not published or not bands:
         return None
-    expected = predikat_for(index_2dp, bands)
+    # Below the lowest band's bound (an index under 1, as published once) is still the lowest band.
+    expected = bands[0].predikat if index_2dp < bands[0].lower else predikat_for(index_2dp, bands)
     if expected == published:
         return "consistent"
     exp_pos, pub_pos = band_position(expected, bands) if expected else None, band_position(published, bands)

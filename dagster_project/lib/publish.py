@@ -102,20 +102,21 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
     return out
 
 
-def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_id: str,
+def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_id: str, tables: list[str],
                   inputs: dict[str, str], fingerprint: str) -> PublishResult:
-    """Copy every table of the build database's ``main`` schema into a new file and swap it in."""
+    """Copy the named mart tables of the build database into a new file and swap it in.
+
+    Only the marts dbt knows now are copied: a mart removed from the project may linger in build.duckdb
+    (dbt never drops it), and must not be published with stale data.
+    """
     tmp = published_db.with_name(f".{published_db.name}.{run_id}.partial")
     tmp.unlink(missing_ok=True)
     try:
         con = duckdb.connect(str(tmp))
         try:
-            con.execute(f"attach {_literal(str(build_db))} as build (read_only)")
-            tables = [r[0] for r in con.execute(
-                "select table_name from duckdb_tables() where database_name = 'build' and schema_name = 'main' "
-                "order by table_name").fetchall()]
             if not tables:
-                raise RuntimeError(f"{build_db}: no mart tables to publish")
+                raise ValueError("no mart tables to publish")
+            con.execute(f"attach {_literal(str(build_db))} as build (read_only)")
             for t in tables:
                 con.execute(f"create table main.{_ident(t)} as select * from build.main.{_ident(t)} order by all")  # noqa: S608
             con.execute("detach build")

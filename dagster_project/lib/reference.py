@@ -131,6 +131,8 @@ def _targets_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
     }
     out = [{"target_id": r.target_id, "subject_type": r.subject_type, "subject_id": r.subject_id}
            for r in t["targets"].itertuples() if r.subject_id not in subjects.get(r.subject_type, set())]
+    out += [{"target_id": r.target_id, "detail": "baseline_year and baseline_value must be given together"}
+            for r in t["targets"].itertuples() if pd.isna(r.baseline_year) != pd.isna(r.baseline_value)]
     # The national series carries the national targets too: the two files must agree.
     published = t["national_index"].dropna(subset=["target_nasional"]).set_index("tahun")["target_nasional"]
     national = t["targets"][t["targets"]["subject_type"] == "national"].set_index("target_year")["target_value"]
@@ -146,7 +148,8 @@ RULES = (
     ("codes_unique", "Ids and codes are unique in every reference table", _codes_unique),
     ("codes_resolve", "Every province, alias and region code resolves; every region is in the registry",
      _codes_resolve),
-    ("targets_resolve", "Every target names an existing subject; national targets agree with the series",
+    ("targets_resolve", "Every target names an existing subject and a whole baseline (year and value, or neither); "
+                        "national targets agree with the series",
      _targets_resolve),
 )
 

@@ -81,6 +81,8 @@ def normalize_release(raw: pd.DataFrame, release_year: int, registry: Registry) 
     unparseable: list[list[str]] = [[] for _ in range(len(df))]
     for col in ("year", *NUMERIC_COLUMNS):
         numbers = pd.to_numeric(df[col], errors="coerce")
+        if col == "year":  # 2024.5 or 1e30 is not a year
+            numbers = numbers.where((numbers % 1 == 0) & numbers.abs().lt(10_000))
         for i in (df[col].notna() & numbers.isna()).to_numpy().nonzero()[0]:
             unparseable[i].append(col)
         df[col] = numbers
@@ -98,7 +100,7 @@ def normalize_release(raw: pd.DataFrame, release_year: int, registry: Registry) 
     weighted = sum(df[c] * w for c, w in zip(DOMAIN_COLUMNS, weights, strict=True))
     df["formula_residual"] = (df["index_value"] - weighted).round(4).where(complete)
 
-    bands = predikat_bands()
+    bands = predikat_bands(framework)
     df["predikat_consistency"] = [
         predikat_consistency(None if pd.isna(v) else float(v), p, bands)
         for v, p in zip(df["index_value"], df["predikat"], strict=True)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,8 @@ class SourceConfig:
     location: str = ""  # folder (local), manifest URL (http) or portal base URL (ckan)
     package_id: str = ""  # CKAN dataset id or name
     allowed_hosts: tuple[str, ...] = ()  # empty: the location's own host only
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = 30.0  # per connect and per read
+    max_seconds: float = 300.0  # a whole download, however slowly the bytes trickle
     max_bytes: int = 20 * 1024 * 1024
     retries: int = 3
     backoff_seconds: float = 0.5
@@ -73,6 +75,7 @@ def source_config_from_env(env: Mapping[str, str] | None = None) -> SourceConfig
         package_id=env.get("SPBE_RELEASE_CKAN_PACKAGE", defaults.package_id),
         allowed_hosts=tuple(h.strip() for h in env.get("SPBE_RELEASE_ALLOWED_HOSTS", "").split(",") if h.strip()),
         timeout_seconds=float(env.get("SPBE_RELEASE_TIMEOUT_SECONDS", defaults.timeout_seconds)),
+        max_seconds=float(env.get("SPBE_RELEASE_MAX_SECONDS", defaults.max_seconds)),
         max_bytes=int(env.get("SPBE_RELEASE_MAX_BYTES", defaults.max_bytes)),
         retries=int(env.get("SPBE_RELEASE_RETRIES", defaults.retries)),
         backoff_seconds=float(env.get("SPBE_RELEASE_BACKOFF_SECONDS", defaults.backoff_seconds)),
@@ -131,8 +134,10 @@ def list_releases(cfg: SourceConfig, session: requests.Session | None = None) ->
     else:
         entries = _ckan_entries(cfg, session or make_session(cfg))
     by_year: dict[int, ReleaseEntry] = {}
-    for e in entries:
-        by_year[e.year] = e
+    for e in entries:  # a year listed twice: the newer version (CKAN last_modified) wins, else the later entry
+        kept = by_year.get(e.year)
+        if kept is None or (e.version or "") >= (kept.version or ""):
+            by_year[e.year] = e
     return [by_year[y] for y in sorted(by_year)]
 
 
@@ -258,6 +263,8 @@ def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache
                 session: requests.Session) -> FetchedRelease:
     cache = _load_cache(cache_path)
     cached = cache.get(entry.url)
+    if cached and entry.sha256 and cached.get("sha256") != entry.sha256:
+        cached = None  # the manifest names other content: a 304 must not hand back the old copy
     headers = {}
     if cached and archive_path(archive_dir, cached["sha256"], entry.format).exists():
         if cached.get("etag"):
@@ -273,6 +280,7 @@ def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache
         if resp.status_code == 304:
             if not cached:
                 raise ReleaseSourceError(f"release {entry.year}: 304 Not Modified without a cached copy")
+            _check_sha256(entry, cached["sha256"])
             path = archive_path(archive_dir, cached["sha256"], entry.format)
             return FetchedRelease(entry, cached["sha256"], path, path.stat().st_size, not_modified=True)
         _check_sha256(entry, digest)
@@ -332,7 +340,13 @@ def _open(session: requests.Session, cfg: SourceConfig, url: str, headers: dict[
     raise ReleaseSourceError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
+def _past(deadline: float, cfg: SourceConfig, url: str) -> None:
+    if time.monotonic() > deadline:
+        raise ReleaseSourceError(f"{url}: took longer than {cfg.max_seconds:.0f} s in all")
+
+
 def _download(session, cfg, url, headers, sink) -> tuple[requests.Response, str, int]:
+    deadline = time.monotonic() + cfg.max_seconds
     resp = _open(session, cfg, url, headers)
     digest, size = hashlib.sha256(), 0
     with resp:
@@ -343,6 +357,7 @@ def _download(session, cfg, url, headers, sink) -> tuple[requests.Response, str,
             raise ReleaseSourceError(f"{url}: {declared} bytes declared, over the limit of {cfg.max_bytes}")
         try:
             for chunk in resp.iter_content(CHUNK):
+                _past(deadline, cfg, url)
                 size += len(chunk)
                 if size > cfg.max_bytes:
                     raise ReleaseSourceError(f"{url}: body exceeds the limit of {cfg.max_bytes} bytes")
@@ -357,11 +372,13 @@ def _download(session, cfg, url, headers, sink) -> tuple[requests.Response, str,
 
 def _get_bounded(session, cfg, url, headers, params=None) -> tuple[requests.Response, bytes]:
     """A small bounded GET for manifests and CKAN API answers."""
+    deadline = time.monotonic() + cfg.max_seconds
     resp = _open(session, cfg, url, headers, params)
     body = bytearray()
     with resp:
         try:
             for chunk in resp.iter_content(CHUNK):
+                _past(deadline, cfg, url)
                 body += chunk
                 if len(body) > cfg.max_bytes:
                     raise ReleaseSourceError(f"{url}: answer exceeds the limit of {cfg.max_bytes} bytes")

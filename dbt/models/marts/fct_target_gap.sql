@@ -61,9 +61,10 @@ measured as (
         a.applies_as,
         a.subject_type as target_subject_type,
         a.subject_id as target_subject_id,
-        case when a.applies_as = 'direct' then coalesce(a.baseline_year, o.first_year) else o.first_year end
+        -- The target's own baseline (year and value together), else the first observation.
+        case when a.applies_as = 'direct' and a.baseline_year is not null then a.baseline_year else o.first_year end
             as baseline_year,
-        case when a.applies_as = 'direct' then coalesce(a.baseline_value, o.first_value) else o.first_value end
+        case when a.applies_as = 'direct' and a.baseline_year is not null then a.baseline_value else o.first_value end
             as baseline_value,
         o.latest_year,
         o.latest_value,

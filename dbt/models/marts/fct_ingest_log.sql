@@ -1,0 +1,24 @@
+-- Every file received, accepted or not, with why: the data engineers' audit trail in SQL.
+with log as (
+    select * from {{ ref('stg_state__ingest_log') }}
+),
+
+current_files as (
+    select distinct year, source_sha256 from {{ ref('int_official_results_current') }}
+)
+
+select
+    log.logged_at,
+    log.dataset,
+    log.year,
+    log.sha256,
+    log.original_name,
+    log.source_kind,
+    log.received_at,
+    log.status,
+    log.n_rows,
+    log.reason,
+    current_files.source_sha256 is not null as is_current
+from log
+left join current_files
+    on log.dataset = 'official_results' and current_files.year = log.year and current_files.source_sha256 = log.sha256
