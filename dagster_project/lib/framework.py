@@ -38,7 +38,31 @@ def framework_for_year(year: int, reference_dir: Path | None = None) -> str:
     """
     series = sorted((int(r["tahun"]), r["kerangka"]) for r in _read("spbe_indeks_nasional.csv", reference_dir))
     known = [f for y, f in series if y <= year] or [series[0][1]]
-    return FRAMEWORK_2020 if known[-1].startswith(FRAMEWORK_2020) else known[-1]
+    return next((f for f in _INDICATOR_FILES if known[-1].startswith(f)), known[-1])
+
+
+FRAMEWORK_2018 = "PermenPANRB 5/2018"
+_INDICATOR_FILES = {FRAMEWORK_2020: "spbe_indikator_permen59_2020.csv",
+                    FRAMEWORK_2018: "spbe_indikator_permen5_2018.csv"}
+
+
+@dataclass(frozen=True)
+class Indicator:
+    number: int
+    domain: str
+    weight_pct: float | None  # None under 5/2018: no weights were published
+
+
+@cache
+def indicators(framework: str, reference_dir: Path | None = None) -> tuple[Indicator, ...]:
+    """The indicators of a framework, in number order; empty for a framework without an indicator table."""
+    if framework not in _INDICATOR_FILES:
+        return ()
+    rows = _read(_INDICATOR_FILES[framework], reference_dir)
+    return tuple(sorted(
+        (Indicator(int(r["indikator_no"]), r["domain_nama"],
+                   float(r["bobot_indikator_pct"]) if r["bobot_indikator_pct"] else None) for r in rows),
+        key=lambda i: i.number))
 
 
 @dataclass(frozen=True)

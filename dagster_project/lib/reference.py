@@ -30,6 +30,7 @@ REFERENCE_TABLES = {
     "national_index": "spbe_indeks_nasional.csv",
     "provinces": "wilayah_provinsi.csv",
     "regencies": "wilayah_kabkota.csv",
+    "submission_windows": "submission_windows.csv",
 }
 # Which GX suite validates which table (suite file: expectations/<suite>.json).
 REFERENCE_SUITES = {
@@ -141,6 +142,19 @@ def _targets_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
     return out
 
 
+def _windows_valid(t: dict[str, pd.DataFrame]) -> list[dict]:
+    from dagster_project.lib.submissions import STAGES
+
+    w = t["submission_windows"]
+    out = [{"year": int(r.year), "stage": r.stage, "detail": "unknown stage"} for r in w.itertuples()
+           if r.stage not in STAGES]
+    out += [{"year": int(r.year), "stage": r.stage, "detail": "opens after it closes"} for r in w.itertuples()
+            if pd.Timestamp(r.opens) > pd.Timestamp(r.closes)]
+    out += [{"year": int(y), "stage": s, "detail": "window listed twice"}
+            for (y, s), n in w.groupby(["year", "stage"]).size().items() if n > 1]
+    return out
+
+
 RULES = (
     ("weights_sum_to_100", "Indicator weights of each framework sum to 100, and to their aspect and domain weights",
      _weights_sum),
@@ -151,6 +165,8 @@ RULES = (
     ("targets_resolve", "Every target names an existing subject and a whole baseline (year and value, or neither); "
                         "national targets agree with the series",
      _targets_resolve),
+    ("windows_valid", "Submission windows name a known stage, open before they close, once per year and stage",
+     _windows_valid),
 )
 
 

@@ -25,6 +25,11 @@ class Registry:
     kemendagri_codes: frozenset[str]
     alias_to_id: dict[str, str]
 
+    def resolve_code(self, code: str | None) -> str | None:
+        """A submission's institution_code: a Kemendagri code or a central institution's registry id."""
+        code = (code or "").strip()
+        return code if code in self.ids else None
+
     def match(self, name: str | None, kemendagri_code: str | None) -> str | None:
         """The institution id of a published row: by Kemendagri code when it has one, else by name."""
         code = (kemendagri_code or "").strip()

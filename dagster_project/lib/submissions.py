@@ -1,0 +1,294 @@
+"""Regional submissions: the contract of DESIGN.md, read from CSV, XLSX or JSON into one frame.
+
+One file = one institution x one evaluation year x one stage, one row per indicator. Every reader is
+bounded (bytes, rows, cell length, JSON depth, unzipped XLSX size), never evaluates a spreadsheet formula
+(a cell holding ``=HYPERLINK(...)`` stays that text), and fails with the rule that was broken. Values are
+kept as text until ``normalize_submission`` types them and adds the columns the GX suite checks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from dagster_project.lib.framework import framework_for_year, indicators
+from dagster_project.lib.registry import Registry
+from dagster_project.paths import REFERENCE_DIR
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+STAGES = ("self_assessment", "document_review", "interview", "site_visit", "final")
+CONTRACT_COLUMNS = ("institution_code", "year", "stage", "indicator", "level", "explanation", "evidence",
+                    "submitted_at")
+REQUIRED_COLUMNS = ("institution_code", "year", "stage", "indicator", "level")
+# Indonesian headers accepted as aliases (DESIGN.md).
+COLUMN_ALIASES = {"kode_instansi": "institution_code", "tahun": "year", "tahap": "stage",
+                  "indikator": "indicator", "tingkat": "level", "penjelasan": "explanation",
+                  "bukti_dukung": "evidence", "dikirim_pada": "submitted_at"}
+STAGE_ALIASES = {"penilaian_mandiri": "self_assessment", "mandiri": "self_assessment",
+                 "penilaian_dokumen": "document_review", "dokumen": "document_review",
+                 "interviu": "interview", "wawancara": "interview", "visitasi": "site_visit",
+                 "akhir": "final", "reviu": "final"}
+SUPPORTED_TYPES = ("csv", "xlsx", "json")
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 50 * 1024 * 1024  # an XLSX is a zip: refuse bombs before parsing
+MAX_ROWS = 2_000
+MAX_CELL_CHARS = 20_000
+MAX_JSON_DEPTH = 20
+
+
+class SubmissionFormatError(ValueError):
+    """The file cannot be read as a submission; names the file and the broken rule."""
+
+    def __init__(self, file_name: str, rule: str, detail: str):
+        super().__init__(f"{file_name}: rule '{rule}' failed: {detail}")
+        self.file_name, self.rule, self.detail = file_name, rule, detail
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    rows: pd.DataFrame  # text cells under contract column names
+    meta: dict[str, Any]  # JSON "meta", ignored columns, sheet name
+    file_type: str
+
+
+def file_type_of(file_name: str) -> str | None:
+    suffix = Path(file_name).suffix.lower().lstrip(".")
+    return suffix if suffix in SUPPORTED_TYPES else None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_submission(content: bytes, file_name: str) -> ParsedFile:
+    kind = file_type_of(file_name)
+    if kind is None:
+        raise SubmissionFormatError(file_name, "file_type", f"expected one of {SUPPORTED_TYPES}")
+    if len(content) > MAX_FILE_BYTES:
+        raise SubmissionFormatError(file_name, "file_size", f"{len(content)} bytes, over {MAX_FILE_BYTES}")
+    if not content.strip():
+        raise SubmissionFormatError(file_name, "not_empty", "the file is empty")
+    reader = {"csv": _read_csv, "xlsx": _read_xlsx, "json": _read_json}[kind]
+    header, records, meta = reader(content, file_name)
+    columns = _contract_header(header, file_name)
+    if not records:
+        raise SubmissionFormatError(file_name, "has_rows", "a header but no indicator rows")
+    if len(records) > MAX_ROWS:
+        raise SubmissionFormatError(file_name, "row_count", f"{len(records)} rows, over {MAX_ROWS}")
+    width = len(header)
+    table = [[_cell(v, file_name, i + 1) for v in (list(r) + [""] * width)[:width]] for i, r in enumerate(records)]
+    frame = pd.DataFrame(table, columns=columns, dtype="str")
+    ignored = [h for h, c in zip(header, columns, strict=True) if c not in CONTRACT_COLUMNS]
+    frame = frame[[c for c in CONTRACT_COLUMNS if c in frame.columns]].reindex(columns=list(CONTRACT_COLUMNS))
+    return ParsedFile(frame, {**meta, "ignored_columns": ignored} if ignored else meta, kind)
+
+
+def _contract_header(header: list[Any], file_name: str) -> list[str]:
+    names = [COLUMN_ALIASES.get(n, n) for n in
+             (str(h or "").strip().lstrip("\ufeff").lower().replace(" ", "_") for h in header)]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise SubmissionFormatError(file_name, "required_columns", f"missing columns {missing}")
+    doubled = sorted({n for n in names if n in CONTRACT_COLUMNS and names.count(n) > 1})
+    if doubled:
+        raise SubmissionFormatError(file_name, "unique_columns", f"columns given twice: {doubled}")
+    return [n if n in CONTRACT_COLUMNS else f"_ignored_{i}" for i, n in enumerate(names)]
+
+
+def _cell(value: Any, file_name: str, row: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))  # an XLSX number 3.0 is the level 3
+    elif isinstance(value, datetime | date | time):
+        text = value.isoformat()
+    elif isinstance(value, dict | list):
+        raise SubmissionFormatError(file_name, "flat_rows", f"row {row}: a cell holds a nested value")
+    else:
+        text = str(value)
+    if "\x00" in text:
+        raise SubmissionFormatError(file_name, "no_nul_bytes", f"row {row}: a cell contains a NUL byte")
+    if len(text) > MAX_CELL_CHARS:
+        raise SubmissionFormatError(file_name, "cell_length", f"row {row}: a cell of {len(text)} characters")
+    return text.strip()
+
+
+def _read_csv(content: bytes, file_name: str) -> tuple[list, list, dict]:
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SubmissionFormatError(file_name, "utf8_encoding", f"byte {e.start} is not UTF-8") from e
+    if "\x00" in text:
+        raise SubmissionFormatError(file_name, "no_nul_bytes", "the file contains NUL bytes")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, strict=True))
+    except csv.Error as e:
+        raise SubmissionFormatError(file_name, "csv_readable", str(e)) from e
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    return rows[0], rows[1:], {}
+
+
+def _read_xlsx(content: bytes, file_name: str) -> tuple[list, list, dict]:
+    import openpyxl  # only XLSX needs it
+
+    buffer = io.BytesIO(content)
+    if not zipfile.is_zipfile(buffer):
+        raise SubmissionFormatError(file_name, "xlsx_is_zip", "not an XLSX workbook (not a zip archive)")
+    try:
+        with zipfile.ZipFile(buffer) as archive:
+            unzipped = sum(i.file_size for i in archive.infolist())
+    except zipfile.BadZipFile as e:
+        raise SubmissionFormatError(file_name, "xlsx_is_zip", str(e)) from e
+    if unzipped > MAX_UNZIPPED_BYTES:
+        raise SubmissionFormatError(file_name, "xlsx_unzipped_size", f"{unzipped} bytes unzipped, over "
+                                    f"{MAX_UNZIPPED_BYTES} (a zip bomb?)")
+    try:
+        # read_only streams rows; data_only=False keeps formulas as their text, nothing is evaluated.
+        book = openpyxl.load_workbook(buffer, read_only=True, data_only=False)
+    except Exception as e:  # openpyxl raises many types for broken workbooks
+        raise SubmissionFormatError(file_name, "xlsx_readable", f"{e.__class__.__name__}: {e}") from e
+    try:
+        sheet = book.worksheets[0]
+        rows = []
+        for row in sheet.iter_rows(values_only=True):
+            if len(rows) > MAX_ROWS + 1:
+                raise SubmissionFormatError(file_name, "row_count", f"more than {MAX_ROWS} rows")
+            if any(v not in (None, "") for v in row):
+                rows.append(list(row))
+    except SubmissionFormatError:
+        raise
+    except Exception as e:
+        raise SubmissionFormatError(file_name, "xlsx_readable", f"{e.__class__.__name__}: {e}") from e
+    finally:
+        book.close()
+    if not rows:
+        raise SubmissionFormatError(file_name, "has_rows", "the first sheet is empty")
+    return rows[0], rows[1:], {"sheet": sheet.title}
+
+
+def _read_json(content: bytes, file_name: str) -> tuple[list, list, dict]:
+    try:
+        doc = json.loads(content.decode("utf-8-sig"), parse_float=str, parse_int=str, parse_constant=str)
+    except UnicodeDecodeError as e:
+        raise SubmissionFormatError(file_name, "utf8_encoding", f"byte {e.start} is not UTF-8") from e
+    except RecursionError as e:
+        raise SubmissionFormatError(file_name, "json_depth", "nested too deeply") from e
+    except json.JSONDecodeError as e:
+        raise SubmissionFormatError(file_name, "json_readable", str(e)) from e
+    if _depth(doc) > MAX_JSON_DEPTH:
+        raise SubmissionFormatError(file_name, "json_depth", f"nested deeper than {MAX_JSON_DEPTH}")
+    meta: dict = {}
+    if isinstance(doc, dict) and "rows" in doc:
+        meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+        doc = doc["rows"]
+    if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+        raise SubmissionFormatError(file_name, "json_shape", "expected a list of rows, or {meta, rows}")
+    header: list[str] = []
+    for r in doc:
+        header += [k for k in r if k not in header]
+    return header, [[r.get(k) for k in header] for r in doc], {"meta": meta} if meta else {}
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level + 1)
+    return level
+
+
+# ---------------------------------------------------------------- typing and derived columns
+
+
+@dataclass(frozen=True)
+class Window:
+    opens: date
+    closes: date
+
+
+@cache
+def submission_windows(reference_dir: Path | None = None) -> dict[tuple[int, str], Window]:
+    with open((reference_dir or REFERENCE_DIR) / "submission_windows.csv", newline="", encoding="utf-8") as f:
+        return {(int(r["year"]), r["stage"]): Window(date.fromisoformat(r["opens"]), date.fromisoformat(r["closes"]))
+                for r in csv.DictReader(f)}
+
+
+def is_late(year: int | None, stage: str | None, submitted: datetime | None) -> bool:
+    """Submitted after the day its window closed (Asia/Jakarta); no window known means not late."""
+    window = submission_windows().get((year, stage)) if year is not None and stage else None
+    if window is None or submitted is None:
+        return False
+    return submitted.astimezone(JAKARTA).date() > window.closes
+
+
+def _integers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Whole numbers, and a mask of cells that held something else ("3.5", "tiga")."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    whole = numbers.where((numbers % 1 == 0) & numbers.abs().lt(1e9))
+    return whole.astype("Int64"), series.notna() & series.ne("") & whole.isna()
+
+
+def _timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """ISO 8601 instants in UTC (Asia/Jakarta when the text has no offset), and a mask of unreadable cells."""
+    parsed = []
+    for text in series:
+        if not text:
+            parsed.append(None)
+            continue
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            parsed.append(pd.NaT)
+            continue
+        parsed.append((value if value.tzinfo else value.replace(tzinfo=JAKARTA)).astimezone(ZoneInfo("UTC")))
+    result = pd.Series(pd.to_datetime(parsed, utc=True), index=series.index)
+    return result, series.ne("") & result.isna()
+
+
+def normalize_submission(raw: pd.DataFrame, registry: Registry, received_at: datetime,
+                         today: date | None = None) -> pd.DataFrame:
+    """Type the contract columns and add what the suite checks; published text is never rewritten."""
+    today = today or received_at.astimezone(JAKARTA).date()
+    df = raw.copy()
+    df.insert(0, "row_number", range(1, len(df) + 1))  # data row, header excluded
+    unparseable: dict[str, pd.Series] = {}
+    for col in ("year", "indicator", "level"):
+        df[col], unparseable[col] = _integers(df[col])
+    df["submitted_at"], unparseable["submitted_at"] = _timestamps(df["submitted_at"])
+    df["unparseable_values"] = [
+        ", ".join(c for c, mask in unparseable.items() if mask.iloc[i]) or None for i in range(len(df))]
+
+    df["stage"] = df["stage"].str.lower().str.replace(" ", "_").replace(STAGE_ALIASES)
+    df["institution_id"] = [registry.resolve_code(c) for c in df["institution_code"]]
+    df["framework"] = [framework_for_year(int(y)) if pd.notna(y) and 2000 <= y <= 2100 else None for y in df["year"]]
+    df["indicator_known"] = [
+        bool(f) and pd.notna(n) and int(n) in {i.number for i in indicators(f)}
+        for f, n in zip(df["framework"], df["indicator"], strict=True)]
+    df["year_in_future"] = df["year"].gt(today.year).fillna(False).astype(bool)
+    # File-level facts, repeated on each row so that row-level expectations can check them.
+    keys = df[["institution_code", "year", "stage"]].astype("str").drop_duplicates()
+    df["file_key_count"] = len(keys)
+    required = len(indicators(df["framework"].dropna().iloc[0])) if df["framework"].notna().any() else 0
+    present = df.loc[df["indicator_known"], "indicator"].nunique()
+    df["coverage"] = round(present / required, 4) if required else 0.0
+    arrival = pd.Timestamp(received_at).tz_convert("UTC")
+    df["is_late"] = [
+        is_late(None if pd.isna(y) else int(y), s, (t if pd.notna(t) else arrival).to_pydatetime())
+        for y, s, t in zip(df["year"], df["stage"], df["submitted_at"], strict=True)]
+    return df
