@@ -1,6 +1,8 @@
 """``spbe``: build and publish the warehouse, query it, or open the Dagster UI.
 
-    spbe build            land every release of the configured source, build the marts, publish
+    spbe build            land every release of the configured source and the bundled samples, build, publish
+    spbe ingest FILE...   land submission files now (as the inbox sensor would), then build and publish
+    spbe generate-samples synthetic submissions for real institutions (deterministic)
     spbe query "<SQL>"    run read-only SQL on the published data/warehouse/spbe.duckdb
     spbe summary          the warehouse path, the latest national top 10 and the predikat counts
     spbe ui               the Dagster UI on localhost, loading workspace.yaml
@@ -9,12 +11,15 @@
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from dagster_project.paths import REPO_ROOT, DataPaths, data_paths
+from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT, DataPaths, data_paths
+
+SAMPLES_DIR = BUNDLED_DATA_DIR / "samples"
 
 
 def _prepare_environment() -> DataPaths:
@@ -54,29 +59,28 @@ def _failed_checks(result) -> list[str]:
 
 def build(args: argparse.Namespace) -> int:
     paths = _prepare_environment()
-    from dagster_project.lib.ingest import is_accepted
+    from dagster_project.lib.inbox import sha256_of
+    from dagster_project.lib.ingest import SUBMISSIONS, is_accepted
     from dagster_project.lib.publish import build_fingerprint, input_hashes, published_fingerprint
     from dagster_project.lib.sources import list_releases, source_config_from_env
 
     started = time.monotonic()
     entries = list_releases(source_config_from_env())
-    # A release whose manifest sha256 was already landed and accepted needs no new run.
+    # A release whose manifest sha256 was already landed and accepted needs no new run; so does a sample.
     pending = [e for e in entries if args.force or not (e.sha256 and is_accepted(paths, e.sha256))]
-    if not pending and not args.force and \
+    samples = [p for p in sorted(SAMPLES_DIR.glob("*.json"))
+               if args.force or not is_accepted(paths, sha256_of(p), SUBMISSIONS)]
+    if not pending and not samples and not args.force and \
             published_fingerprint(paths.published_manifest) == build_fingerprint(input_hashes(paths)):
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
         return summary(args)
 
     import dagster as dg
 
-    from dagster_project.definitions import defs
-    from dagster_project.defs.automation import BUILD_JOB, INGEST_JOB
+    from dagster_project.defs.automation import INGEST_JOB
     from dagster_project.defs.releases import release_years
-    from dagster_project.defs.warehouse import refresh_dbt_manifest
 
-    with _run_log(paths, "dbt_parse"):
-        refresh_dbt_manifest()
-    definitions = defs()
+    definitions = _definitions(paths)
     with dg.DagsterInstance.get() as instance:
         years = [str(e.year) for e in pending]
         unknown = sorted(set(years) - set(instance.get_dynamic_partitions(release_years.name)))
@@ -100,21 +104,108 @@ def build(args: argparse.Namespace) -> int:
             print(f"nothing rebuilt: the published warehouse is unchanged until release(s) {', '.join(rejected)} "
                   "are fixed (or removed from the source)", file=sys.stderr)
             return 1
-        with _run_log(paths, "build_warehouse") as log_path:
-            result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
-                instance=instance, run_config=QUIET_RUN, raise_on_error=False)
-        if not result.success:
-            print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:",
-                  file=sys.stderr)
-            for line in _failed_checks(result):
-                print(f"  {line}", file=sys.stderr)
-            for event in result.all_events:
-                if event.is_step_failure:
-                    print(f"  step {event.step_key}: {event.event_specific_data.error.message.strip()[:500]}",
-                          file=sys.stderr)
+        if samples:
+            _land_submissions(paths, definitions, instance, samples)
+        if not _build_warehouse(paths, definitions, instance):
             return 1
     print(f"built and published in {time.monotonic() - started:.1f} s")
     return summary(args)
+
+
+def _definitions(paths: DataPaths):
+    from dagster_project.definitions import defs
+    from dagster_project.defs.warehouse import refresh_dbt_manifest
+
+    with _run_log(paths, "dbt_parse"):
+        refresh_dbt_manifest()
+    return defs()
+
+
+def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]) -> list[dict]:
+    """Copy files into the inbox and run the inbox sensor's job on them; returns their ingest-log lines."""
+    from dagster_project.defs.automation import SUBMISSIONS_JOB
+    from dagster_project.lib.archive import read_ingest_log
+
+    names = [_copy_into_inbox(paths.inbox, f) for f in files]
+    config = {**QUIET_RUN, "ops": {"submission_files": {"config": {"files": names}}}}
+    before = len(read_ingest_log(paths.ingest_log))
+    with _run_log(paths, "ingest_submissions"):
+        result = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
+            instance=instance, run_config=config, raise_on_error=False)
+    landed = read_ingest_log(paths.ingest_log)[before:]
+    for line in landed:
+        print(f"{line['original_name']}: {line['status']}, {line['rows']} rows - {line['reason']}")
+    if not result.success:
+        print(f"landing the submissions failed (run {result.run_id}); files not landed stay in {paths.inbox}",
+              file=sys.stderr)
+    return landed
+
+
+def _copy_into_inbox(inbox: Path, source: Path) -> str:
+    """A safe inbox name for a file of the user's: plain characters, no leading dot, never overwriting."""
+    from dagster_project.lib.inbox import sha256_of
+
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.name).lstrip(".") or "submission"
+    name = stem
+    if (inbox / name).exists():
+        name = f"{sha256_of(source)[:12]}-{stem}"
+    shutil.copyfile(source, inbox / name)
+    return name
+
+
+def _build_warehouse(paths: DataPaths, definitions, instance) -> bool:
+    from dagster_project.defs.automation import BUILD_JOB
+
+    with _run_log(paths, "build_warehouse") as log_path:
+        result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
+            instance=instance, run_config=QUIET_RUN, raise_on_error=False)
+    if result.success:
+        return True
+    print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:", file=sys.stderr)
+    for line in _failed_checks(result):
+        print(f"  {line}", file=sys.stderr)
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"  step {event.step_key}: {event.event_specific_data.error.message.strip()[:500]}",
+                  file=sys.stderr)
+    return False
+
+
+def ingest(args: argparse.Namespace) -> int:
+    paths = _prepare_environment()
+    import dagster as dg
+
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"not a file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    definitions = _definitions(paths)
+    with dg.DagsterInstance.get() as instance:
+        landed = _land_submissions(paths, definitions, instance, files)
+        if not args.no_build and not _build_warehouse(paths, definitions, instance):
+            return 1
+    if not args.no_build:
+        print(f"published {paths.published_db}")
+    return 1 if any(line["status"] == "quarantined" for line in landed) else 0
+
+
+def generate_samples(args: argparse.Namespace) -> int:
+    from dagster_project.lib.samples import bundled_samples, generate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.bundled:
+        files = bundled_samples()
+    else:
+        ids = [i.strip() for i in args.institutions.split(",")] if args.institutions else None
+        years = tuple(int(y) for y in args.years.split(","))
+        files = generate(ids, years=years, seed=args.seed, fmt=args.format)
+        files = files[: args.limit] if args.limit else files
+    for f in files:
+        (out / f.name).write_bytes(f.content)
+    print(f"wrote {len(files)} synthetic submission files to {out}")
+    return 0
 
 
 def _connect_published(paths: DataPaths):
@@ -190,6 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="land releases, build the marts and publish spbe.duckdb")
     b.add_argument("--force", action="store_true", help="re-land every release and rebuild even if nothing changed")
     b.set_defaults(fn=build)
+    i = sub.add_parser("ingest", help="land submission files now, then build and publish")
+    i.add_argument("files", nargs="+")
+    i.add_argument("--no-build", action="store_true", help="land only; the marts follow at the next build")
+    i.set_defaults(fn=ingest)
+    g = sub.add_parser("generate-samples", help="synthetic submissions for real institutions (deterministic)")
+    g.add_argument("--out", default=str(data_paths().root / "generated"))
+    g.add_argument("--institutions", help="comma-separated registry ids (default: all with published results)")
+    g.add_argument("--years", default="2023,2024")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--format", choices=["json", "csv"], default="json")
+    g.add_argument("--limit", type=int, help="at most this many files")
+    g.add_argument("--bundled", action="store_true", help="the small set bundled in data/samples/")
+    g.set_defaults(fn=generate_samples)
     q = sub.add_parser("query", help="read-only SQL on the published warehouse")
     q.add_argument("sql")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -2,11 +2,17 @@
 
 import dagster as dg
 
-from dagster_project.defs.automation import build_warehouse_job, ingest_release_job, warehouse_automation
+from dagster_project.defs.automation import (
+    build_warehouse_job,
+    ingest_release_job,
+    ingest_submissions_job,
+    warehouse_automation,
+)
 from dagster_project.defs.publish import build_publish_asset
 from dagster_project.defs.reference import reference_tables
 from dagster_project.defs.releases import ingest_log, official_release, release_source_sensor
 from dagster_project.defs.resources import ReleaseSourceResource, dbt_resource
+from dagster_project.defs.submissions import inbox_sensor, submission_files
 from dagster_project.defs.warehouse import warehouse_dbt_assets
 from dagster_project.lib.sources import source_config_from_env
 
@@ -14,9 +20,10 @@ from dagster_project.lib.sources import source_config_from_env
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[reference_tables, official_release, ingest_log, warehouse_dbt_assets(), build_publish_asset()],
-        jobs=[ingest_release_job, build_warehouse_job],
-        sensors=[release_source_sensor, warehouse_automation],
+        assets=[reference_tables, official_release, ingest_log, submission_files, warehouse_dbt_assets(),
+                build_publish_asset()],
+        jobs=[ingest_release_job, ingest_submissions_job, build_warehouse_job],
+        sensors=[release_source_sensor, inbox_sensor, warehouse_automation],
         resources={
             "dbt": dbt_resource(),
             "release_source": ReleaseSourceResource.from_config(source_config_from_env()),

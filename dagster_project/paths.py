@@ -23,6 +23,11 @@ class DataPaths:
     """The writable layout under one data directory (see DESIGN.md, "Flow")."""
 
     root: Path
+    inbox_dir: Path | None = None  # SPBE_INBOX_DIR: where people and sync jobs drop submissions
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.root / "inbox"
 
     @property
     def archive(self) -> Path:
@@ -72,11 +77,13 @@ class DataPaths:
         return self.lake / dataset
 
     def ensure(self) -> DataPaths:
-        for d in (self.archive, self.quarantine, self.lake, self.state, self.warehouse):
+        for d in (self.inbox, self.archive, self.quarantine, self.lake, self.state, self.warehouse):
             d.mkdir(parents=True, exist_ok=True)
         return self
 
 
 def data_paths() -> DataPaths:
     """The configured data directory, resolved to an absolute path (dbt runs with another cwd)."""
-    return DataPaths(Path(os.environ.get("SPBE_DATA_DIR", BUNDLED_DATA_DIR)).resolve())
+    inbox = os.environ.get("SPBE_INBOX_DIR")
+    return DataPaths(Path(os.environ.get("SPBE_DATA_DIR", BUNDLED_DATA_DIR)).resolve(),
+                     Path(inbox).resolve() if inbox else None)

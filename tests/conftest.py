@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.paths import DBT_PROJECT_DIR, REPO_ROOT, DataPaths
+from dagster_project.paths import BUNDLED_DATA_DIR, DBT_PROJECT_DIR, REPO_ROOT, DataPaths
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -49,8 +49,22 @@ def data_dir(tmp_path, monkeypatch) -> DataPaths:
     return DataPaths(tmp_path / "data").ensure()
 
 
+def land_files(instance, files: list[Path]):
+    """Drop files in the inbox and run the inbox sensor's job on them, as the sensor would."""
+    from dagster_project.definitions import defs
+    from dagster_project.defs.automation import SUBMISSIONS_JOB
+    from dagster_project.paths import data_paths
+
+    inbox = data_paths().ensure().inbox
+    for f in files:
+        shutil.copyfile(f, inbox / f.name)
+    config = {"ops": {"submission_files": {"config": {"files": [f.name for f in files]}}}}
+    return defs().resolve_job_def(SUBMISSIONS_JOB).execute_in_process(instance=instance, run_config=config)
+
+
 def run_pipeline(instance):
-    """Materialize everything the way `spbe build` does: each release year, then the warehouse job."""
+    """Materialize everything the way `spbe build` does: each release year, the bundled sample
+    submissions, then the warehouse job."""
     from dagster_project.definitions import defs
     from dagster_project.defs.automation import BUILD_JOB, INGEST_JOB
     from dagster_project.defs.releases import release_years
@@ -61,6 +75,7 @@ def run_pipeline(instance):
     instance.add_dynamic_partitions(release_years.name, years)
     ingest = [definitions.resolve_job_def(INGEST_JOB).execute_in_process(partition_key=y, instance=instance)
               for y in years]
+    ingest.append(land_files(instance, sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))))
     build = definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance)
     return ingest, build
 

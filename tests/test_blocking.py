@@ -102,12 +102,12 @@ def test_publish_swaps_atomically_under_an_open_reader(copy_of_built):
         build.execute("delete from main.fct_index where year = 2023")
     publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "second-run", ["fct_index"], {}, "fp")
     # The old reader still answers from the file it opened; a new reader sees the new version whole.
-    assert reader.execute("select count(*) from fct_index").fetchall() == [(1236,)]
+    assert reader.execute("select count(*) from fct_index where source = 'official'").fetchall() == [(1236,)]
     assert reader.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [(old_run,)]
     reader.close()
     with duckdb.connect(str(paths.published_db), read_only=True) as fresh:
         run_id = fresh.execute("select value from publish_manifest where key = 'run_id'").fetchall()
-        assert fresh.execute("select count(*) from fct_index").fetchall() == [(615,)]
+        assert fresh.execute("select count(*) from fct_index where source = 'official'").fetchall() == [(615,)]
     assert run_id == [('"second-run"',)]
     assert not list(paths.warehouse.glob(".*partial*"))
 
@@ -152,9 +152,10 @@ def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_pa
     with dg.DagsterInstance.ephemeral() as instance:
         assert defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
     with duckdb.connect(str(paths.published_db), read_only=True) as con:
-        note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024")
+        note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024 "
+                           "and source = 'official'")
         assert note.fetchall() == [(None,)]
-        log = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 "
+        log = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 and dataset = 'official_results' "
                                "and logged_at = (select max(logged_at) from fct_ingest_log l "
                                "where l.sha256 = fct_ingest_log.sha256)").fetchall())
     assert log == {corrected.sha256: False, back.sha256: True}

@@ -17,7 +17,7 @@ def test_every_asset_has_a_group_kinds_and_a_description():
     g = graph()
     for key in g.get_all_asset_keys():
         node = g.get(key)
-        assert node.group_name in {"reference", "releases", "warehouse", "publish"}, key
+        assert node.group_name in {"reference", "releases", "submissions", "warehouse", "publish"}, key
         assert node.kinds, key
         assert node.description, key
 
@@ -28,6 +28,7 @@ def test_groups_hold_what_their_names_say():
     for key in g.get_all_asset_keys():
         by_group.setdefault(g.get(key).group_name, set()).add(key.to_user_string())
     assert by_group["releases"] == {"official_release", "ingest_log"}
+    assert by_group["submissions"] == {"submission_files"}
     assert by_group["publish"] == {"published_warehouse"}
     assert {"reference_tables", "reference/institutions", "reference/targets"} <= by_group["reference"]
     assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
@@ -68,5 +69,5 @@ def test_marts_rebuild_when_a_release_lands_unless_a_blocking_check_failed():
 
 def test_sensors_and_jobs():
     d = defs()
-    assert {s.name for s in d.sensors} == {"release_source_sensor", "warehouse_automation"}
-    assert {j.name for j in d.jobs} == {"ingest_release", "build_warehouse"}
+    assert {s.name for s in d.sensors} == {"release_source_sensor", "inbox_sensor", "warehouse_automation"}
+    assert {j.name for j in d.jobs} == {"ingest_release", "ingest_submissions", "build_warehouse"}

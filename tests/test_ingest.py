@@ -51,7 +51,7 @@ def test_a_quarantined_release_is_checked_again_once_the_rules_change(tmp_path, 
     registry = load_registry()
     fixed = type(registry)(registry.ids, registry.kemendagri_codes,
                            {**registry.alias_to_id, "kementerian fiktif": "kementerian-pertanian"})
-    monkeypatch.setattr(ingest, "validation_fingerprint", lambda: "rules after the fix")
+    monkeypatch.setattr(ingest, "validation_fingerprint", lambda dataset=None: "rules after the fix")
     result = land_release(cfg, entry, data_dir, registry=fixed)
     assert result.status == "loaded" and is_accepted(data_dir, result.sha256)
 

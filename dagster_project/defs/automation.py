@@ -4,16 +4,22 @@
 import dagster as dg
 
 from dagster_project.defs.releases import official_release
+from dagster_project.defs.submissions import submission_files
 
 INGEST_JOB = "ingest_release"
+SUBMISSIONS_JOB = "ingest_submissions"
 BUILD_JOB = "build_warehouse"
 
 ingest_release_job = dg.define_asset_job(
     INGEST_JOB, selection=dg.AssetSelection.assets(official_release),
     description="Fetch, archive, validate and land one official release (one year partition).",
 )
+ingest_submissions_job = dg.define_asset_job(
+    SUBMISSIONS_JOB, selection=dg.AssetSelection.assets(submission_files),
+    description="Archive, validate and land a batch of inbox files (the inbox sensor's job; `spbe ingest`).",
+)
 build_warehouse_job = dg.define_asset_job(
-    BUILD_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(official_release),
+    BUILD_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(official_release, submission_files),
     description="Validate reference tables, run dbt build (seeds, models, tests) and publish spbe.duckdb.",
 )
 
@@ -23,5 +29,5 @@ warehouse_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Rebuilds the marts and publishes when a release lands or reference data changes.",
+    description="Rebuilds the marts and publishes when a release or a submission lands, or reference data changes.",
 )

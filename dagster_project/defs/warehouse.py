@@ -21,7 +21,7 @@ from dagster_project.paths import DBT_PROJECT_DIR
 DUCKDB_POOL = "duckdb"  # every DuckDB writer shares one pool of size 1 (dagster.yaml)
 REFERENCE_KEY = dg.AssetKey("reference_tables")
 # Written by landing, not by a materialization of their own: they may legitimately look "missing".
-LANDED_KEYS = (dg.AssetKey("official_release"), dg.AssetKey("ingest_log"))
+LANDED_KEYS = (dg.AssetKey("official_release"), dg.AssetKey("ingest_log"), dg.AssetKey("submission_files"))
 
 # Rebuild when anything upstream changed, never over a failed blocking check, never twice at once. A release
 # year that was added but never landed must not freeze the warehouse, so missing release partitions (and

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,44 @@ def write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
+def copy_atomically(source: Path, target: Path) -> None:
+    """Stream a file to a temp name beside ``target``, fsync, rename: never a half copy under the real name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def archive_file(archive_dir: Path, source: Path, ext: str) -> tuple[str, Path]:
+    """Keep a file as ``<sha256>.<ext>``: copied and hashed in one pass, so the name is the hash of exactly
+    the bytes kept, even if the source changes meanwhile. An identical file already there is left as is."""
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=archive_dir, prefix=".incoming.", suffix=".partial")
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        target = archive_path(archive_dir, h.hexdigest(), ext)
+        if not target.exists():
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return h.hexdigest(), target
+
+
 def archive_bytes(archive_dir: Path, content: bytes, ext: str) -> tuple[str, Path]:
     """Keep ``content`` as ``<sha256>.<ext>``; an identical file already there is left as is."""
     sha = hashlib.sha256(content).hexdigest()
@@ -53,10 +92,20 @@ def archive_bytes(archive_dir: Path, content: bytes, ext: str) -> tuple[str, Pat
     return sha, target
 
 
+# Every line carries every field (null where it does not apply): readers such as DuckDB's read_json infer
+# the columns from the lines they sample, and a field seen only later would be lost.
+LOG_FIELDS = ("logged_at", "dataset", "sha256", "original_name", "source", "received_at", "status", "rows",
+              "reason", "year", "institution_id", "stage", "is_late")
+
+
 def append_ingest_log(log_path: Path, record: dict[str, Any]) -> None:
     """One JSON line per arrival; appends are single writes so lines never interleave."""
+    unknown = set(record) - set(LOG_FIELDS)
+    if unknown:
+        raise ValueError(f"ingest log fields {sorted(unknown)} are not in LOG_FIELDS")
+    full = {"logged_at": utc_now(), **{k: record.get(k) for k in LOG_FIELDS if k != "logged_at"}}
+    line = json.dumps(full, ensure_ascii=False) + "\n"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"logged_at": utc_now(), **record}, ensure_ascii=False, sort_keys=True) + "\n"
     with open(log_path, "a", encoding="utf-8") as f:
         f.write(line)
         f.flush()

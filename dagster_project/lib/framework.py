@@ -51,6 +51,7 @@ class Indicator:
     number: int
     domain: str
     weight_pct: float | None  # None under 5/2018: no weights were published
+    domain_no: int | None  # 1-4 under 59/2020
 
 
 @cache
@@ -61,7 +62,8 @@ def indicators(framework: str, reference_dir: Path | None = None) -> tuple[Indic
     rows = _read(_INDICATOR_FILES[framework], reference_dir)
     return tuple(sorted(
         (Indicator(int(r["indikator_no"]), r["domain_nama"],
-                   float(r["bobot_indikator_pct"]) if r["bobot_indikator_pct"] else None) for r in rows),
+                   float(r["bobot_indikator_pct"]) if r["bobot_indikator_pct"] else None,
+                   int(r["domain_no"]) if r.get("domain_no") else None) for r in rows),
         key=lambda i: i.number))
 
 

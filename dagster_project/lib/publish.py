@@ -17,7 +17,6 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.archive import utc_now, write_atomically
-from dagster_project.lib.ingest import DATASET
 from dagster_project.lib.reference import REFERENCE_TABLES
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
@@ -65,9 +64,11 @@ def file_sha256(path: Path) -> str:
 
 
 def input_hashes(paths: DataPaths) -> dict[str, str]:
-    """sha256 of every input of the marts: lake files (named by their hash) and reference tables."""
-    lake = {f"lake/{p.relative_to(paths.lake)}": p.stem
-            for p in sorted(paths.lake_dataset(DATASET).glob("*/*.parquet"))}
+    """sha256 of every input of the marts: lake files (named by their hash), the ingest log (it decides
+    which revision is current) and the reference tables."""
+    lake = {f"lake/{p.relative_to(paths.lake)}": p.stem for p in sorted(paths.lake.glob("*/*/*.parquet"))}
+    if paths.ingest_log.exists():
+        lake["state/ingest_log.jsonl"] = file_sha256(paths.ingest_log)
     reference = {f"reference/{name}": file_sha256(REFERENCE_DIR / name) for name in REFERENCE_TABLES.values()}
     return {**lake, **reference}
 

@@ -1,38 +1,90 @@
--- Official values stored as published. The band of the 2-decimal index is shown next to the published
--- predikat; they differ only at band edges, where the published one (set on the unrounded index) stands.
-with results as (
+-- The index per institution x year x source x stage. Official rows are stored as published: the band of
+-- the 2-decimal index is shown next to the published predikat; they differ only at band edges, where the
+-- published one (set on the unrounded index) stands. Computed rows come from the submitted indicator levels
+-- of each stage; their predikat is the band of the unrounded computed value, and the computed final index is
+-- compared with the official one of the same year.
+with official as (
     select * from {{ ref('int_official_results_current') }}
+),
+
+computed as (
+    select * from {{ ref('int_computed_index') }}
 ),
 
 bands as (
     select * from {{ ref('stg_reference__predikat_bands') }}
+),
+
+official_rows as (
+    select
+        official.institution_id,
+        official.year,
+        'official' as source,
+        'final' as stage,
+        official.framework,
+        official.index_value,
+        official.predikat,
+        bands.predikat as predikat_of_rounded_index,
+        official.predikat_consistency = 'band_edge_below' as is_band_edge_predikat,
+        official.policy_index,
+        official.governance_index,
+        official.management_index,
+        official.services_index,
+        official.missing_values is null as is_complete,
+        official.missing_values,
+        official.formula_residual,
+        null::double as coverage,
+        null::double as official_index_value,
+        null::double as difference_vs_official,
+        official.published_name,
+        official.source_note,
+        official.source_sha256,
+        official.source_row_number,
+        official.received_at
+    from official
+    left join bands
+        on bands.framework = official.framework
+        and official.index_value >= bands.lower_bound
+        and (official.index_value < bands.upper_bound
+             or (bands.upper_bound_inclusive and official.index_value = bands.upper_bound))
+),
+
+computed_rows as (
+    select
+        computed.institution_id,
+        computed.year,
+        'computed' as source,
+        computed.stage,
+        computed.framework,
+        computed.index_value,
+        bands.predikat,
+        bands.predikat as predikat_of_rounded_index,
+        false as is_band_edge_predikat,
+        computed.policy_index,
+        computed.governance_index,
+        computed.management_index,
+        computed.services_index,
+        computed.coverage = 1 as is_complete,
+        case when computed.coverage < 1 then 'indicators missing' end as missing_values,
+        null::double as formula_residual,
+        computed.coverage,
+        official.index_value as official_index_value,
+        case when computed.stage = 'final' then round(computed.index_value - official.index_value, 4) end
+            as difference_vs_official,
+        null::varchar as published_name,
+        null::varchar as source_note,
+        null::varchar as source_sha256,
+        null::integer as source_row_number,
+        null::timestamptz as received_at
+    from computed
+    left join bands
+        on bands.framework = computed.framework
+        and computed.index_value >= bands.lower_bound
+        and (computed.index_value < bands.upper_bound
+             or (bands.upper_bound_inclusive and computed.index_value = bands.upper_bound))
+    left join official using (institution_id, year)
 )
 
-select
-    results.institution_id,
-    results.year,
-    'official' as source,
-    'final' as stage,
-    results.framework,
-    results.index_value,
-    results.predikat,
-    bands.predikat as predikat_of_rounded_index,
-    results.predikat_consistency = 'band_edge_below' as is_band_edge_predikat,
-    results.policy_index,
-    results.governance_index,
-    results.management_index,
-    results.services_index,
-    results.missing_values is null as is_complete,
-    results.missing_values,
-    results.formula_residual,
-    results.published_name,
-    results.source_note,
-    results.source_sha256,
-    results.source_row_number,
-    results.received_at
-from results
-left join bands
-    on bands.framework = results.framework
-    and results.index_value >= bands.lower_bound
-    and (results.index_value < bands.upper_bound
-         or (bands.upper_bound_inclusive and results.index_value = bands.upper_bound))
+select * from official_rows
+union all
+select * from computed_rows

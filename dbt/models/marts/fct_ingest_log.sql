@@ -11,6 +11,9 @@ select
     log.logged_at,
     log.dataset,
     log.year,
+    log.institution_id,
+    log.stage,
+    log.is_late,
     log.sha256,
     log.original_name,
     log.source_kind,
@@ -18,7 +21,10 @@ select
     log.status,
     log.n_rows,
     log.reason,
-    current_files.source_sha256 is not null as is_current
+    current_files.source_sha256 is not null or revisions.source_sha256 is not null as is_current
 from log
 left join current_files
     on log.dataset = 'official_results' and current_files.year = log.year and current_files.source_sha256 = log.sha256
+    -- submissions: current when it is the current revision of its institution, year and stage
+left join {{ ref('int_submission_revisions') }} as revisions
+    on log.dataset = 'submissions' and revisions.source_sha256 = log.sha256 and revisions.is_current

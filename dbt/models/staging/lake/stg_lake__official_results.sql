@@ -30,7 +30,7 @@ renamed as (
         predikat_consistency::varchar as predikat_consistency,
         ---------- lineage
         received_at::timestamptz as received_at,
-        release_url::varchar as release_url
+        original_name::varchar as release_url
     from source
 )
 

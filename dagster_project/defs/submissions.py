@@ -1,0 +1,100 @@
+"""Submissions group: regional submission files from the inbox, landed in batches, watched by a sensor."""
+
+import hashlib
+import json
+import time
+
+import dagster as dg
+
+from dagster_project.defs.checks import failures_metadata
+from dagster_project.lib.inbox import inbox_path, pending_files
+from dagster_project.lib.ingest import land_submission
+from dagster_project.paths import data_paths
+
+SUITE_CHECK = "submissions_suite"
+RETRY_AFTER_SECONDS = 600  # a file still in the inbox this long after its run was requested is tried again
+
+
+class InboxBatch(dg.Config):
+    files: list[str]  # bare file names in the inbox
+
+
+@dg.asset(
+    key="submission_files",
+    group_name="submissions",
+    kinds={"python", "parquet"},
+    description=(
+        "Regional submissions (one institution x year x stage, one row per indicator) from the inbox: each file "
+        "archived by sha256, removed from the inbox, validated with expectations/submissions.json and written to "
+        "lake/submissions/year=<YYYY>/<sha256>.parquet, or quarantined with a report. One bad file never holds "
+        "back the good ones of its batch."
+    ),
+    check_specs=[dg.AssetCheckSpec(
+        SUITE_CHECK, asset="submission_files",
+        description="Every file of the batch passed expectations/submissions.json (failing files are quarantined; "
+                    "the check lists them with the rules they broke and sample rows)")],
+)
+def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
+    paths = data_paths().ensure()
+    results = []
+    for name in config.files:
+        path = inbox_path(paths.inbox, name)
+        if not path.is_file():
+            context.log.warning(f"{name}: no longer in the inbox (landed by an earlier run?)")
+            continue
+        result = land_submission(paths, path, name)
+        path.unlink()  # archived first, so leaving the inbox loses nothing
+        context.log.info(f"{name}: {result.status}, {result.rows} rows - {result.reason}")
+        results.append(result)
+    by_status = {s: [r for r in results if r.status == s] for s in ("loaded", "duplicate", "quarantined")}
+    header = "| file | status | rows | institution | year | stage | reason |\n|---|---|---|---|---|---|---|\n"
+    table = header + "\n".join(
+        f"| {r.original_name} | {r.status} | {r.rows} | {r.report.get('institution_id') or ''} | {r.year or ''} | "
+        f"{r.report.get('stage') or ''} | {r.reason} |" for r in results)
+    yield dg.MaterializeResult(metadata={
+        "files": dg.MetadataValue.md(table),
+        **{f"n_{status}": len(rs) for status, rs in by_status.items()},
+        "dagster/row_count": sum(r.rows for r in by_status["loaded"]),
+    })
+    bad = by_status["quarantined"]
+    yield dg.AssetCheckResult(
+        check_name=SUITE_CHECK, passed=not bad, severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(f"{r.original_name}: {r.reason}" for r in bad)[:2000] or "every file passed",
+        metadata={
+            "quarantined_files": dg.MetadataValue.json(
+                [{"file": r.original_name, "sha256": r.sha256, "reason": r.reason} for r in bad]),
+            **failures_metadata([{**f, "file": r.original_name} for r in bad for f in r.report.get("failed", [])]),
+        },
+    )
+
+
+@dg.sensor(
+    target=[submission_files],
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches the inbox (SPBE_INBOX_DIR, default data/inbox): new files, and files whose content "
+                "changed, start one landing run per batch; a file left behind by a failed run is retried.",
+)
+def inbox_sensor(context: dg.SensorEvaluationContext):
+    inbox = data_paths().inbox
+    files = pending_files(inbox)
+    # cursor: {name: {"sha256": ..., "requested_at": epoch}} for files requested and possibly still in the inbox
+    requested: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
+    now = time.time()
+    batch = [f for f in files if requested.get(f.name, {}).get("sha256") != f.sha256
+             or now - requested[f.name]["requested_at"] > RETRY_AFTER_SECONDS]
+    cursor = {f.name: requested[f.name] for f in files if f.name in requested}
+    if not batch:
+        context.update_cursor(json.dumps(cursor, sort_keys=True))
+        return dg.SkipReason(f"no new files in {inbox} ({len(files)} waiting for their run)")
+    cursor.update({f.name: {"sha256": f.sha256, "requested_at": now} for f in batch})
+    key = hashlib.sha256(json.dumps([[f.name, f.sha256] for f in batch] + [now]).encode()).hexdigest()[:20]
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(
+            run_key=f"inbox-{key}",
+            run_config={"ops": {"submission_files": {"config": {"files": [f.name for f in batch]}}}},
+            tags={"spbe/files": str(len(batch))},
+        )],
+        cursor=json.dumps(cursor, sort_keys=True),
+    )
+

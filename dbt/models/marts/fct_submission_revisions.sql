@@ -1,0 +1,17 @@
+-- Revision history: every accepted file per institution x year x stage, oldest first, with the current one marked.
+select
+    r.institution_id,
+    d.name as institution_name,
+    r.year,
+    r.stage,
+    r.revision,
+    r.is_current,
+    r.source_sha256,
+    r.original_name,
+    r.received_at,
+    r.first_landed_at,
+    r.last_landed_at,
+    r.coverage,
+    r.is_late
+from {{ ref('int_submission_revisions') }} as r
+left join {{ ref('dim_institution') }} as d using (institution_id)

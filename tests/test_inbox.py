@@ -1,0 +1,142 @@
+"""Regional submissions end to end: the inbox sensor, landing batches, quarantine, revisions, the marts."""
+
+import json
+import os
+import shutil
+import time
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dagster_project import cli
+from dagster_project.defs.submissions import SUITE_CHECK, inbox_sensor
+from dagster_project.lib.inbox import inbox_path, pending_files
+from dagster_project.lib.samples import bundled_samples, generate, published_domains
+from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
+from tests.conftest import land_files
+
+SAMPLES = BUNDLED_DATA_DIR / "samples"
+
+
+def drop(inbox, name: str, content: bytes, age: float = 60) -> None:
+    path = inbox / name
+    path.write_bytes(content)
+    past = time.time() - age
+    os.utime(path, (past, past))
+
+
+def tick(instance, cursor=None):
+    return inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def test_sensor_batches_new_files_and_ignores_duplicates_until_content_changes(data_dir):
+    inbox = data_dir.inbox
+    drop(inbox, "a.json", b'{"rows": []}')
+    drop(inbox, "b.csv", b"x")
+    drop(inbox, ".hidden.csv", b"x")
+    drop(inbox, "copying.csv", b"x", age=0)  # still being written: left for the next tick
+    with dg.instance_for_test() as instance:
+        first = tick(instance)
+        (request,) = first.run_requests
+        assert request.run_config["ops"]["submission_files"]["config"]["files"] == ["a.json", "b.csv"]
+        assert isinstance(tick(instance, first.cursor), dg.SkipReason)  # requested, run not done yet
+        drop(inbox, "b.csv", b"new content, same name")
+        (again,) = tick(instance, first.cursor).run_requests
+        assert again.run_config["ops"]["submission_files"]["config"]["files"] == ["b.csv"]
+        assert again.run_key != request.run_key
+
+
+@pytest.mark.parametrize("name", ["../escape.csv", "/etc/passwd", ".env", "a/b.csv", "..", "x\x00.csv"])
+def test_names_from_outside_never_become_paths(data_dir, name):
+    with pytest.raises(ValueError):
+        inbox_path(data_dir.inbox, name)
+
+
+def test_pending_files_hash_what_is_there(data_dir):
+    drop(data_dir.inbox, "s.json", b"abc")
+    (f,) = pending_files(data_dir.inbox)
+    assert (f.name, f.size, f.sha256[:8]) == ("s.json", 3, "ba7816bf")
+
+
+def test_generator_is_deterministic_and_reproduces_the_published_indices():
+    assert [f.content for f in generate(["32.11"], years=(2024,))] == \
+        [f.content for f in generate(["32.11"], years=(2024,))]
+    assert {f.name: f.content for f in bundled_samples()} == \
+        {p.name: p.read_bytes() for p in SAMPLES.glob("*.json")}
+    published = published_domains((2024,)).set_index("institution_id")
+    for f in generate(years=(2024,), stages=("final",)):
+        doc = json.loads(f.content)
+        assert doc["meta"]["synthetic"] is True
+        inst = doc["rows"][0]["institution_code"]
+        domains = published.loc[inst, ["policy_index", "governance_index", "management_index", "services_index"]]
+        if (domains < 1).any():
+            continue  # a published domain under 1 cannot be reached with levels 1-5
+        from dagster_project.lib.framework import FRAMEWORK_2020, indicators
+        weights = {i.number: i.weight_pct for i in indicators(FRAMEWORK_2020)}
+        computed = sum(r["level"] * weights[r["indicator"]] for r in doc["rows"]) / 100
+        assert abs(computed - doc["meta"]["reproduces"]["official_index"]) <= 0.03, inst
+
+
+def test_a_batch_with_one_bad_file_lands_the_good_ones(built_warehouse, tmp_path, monkeypatch):
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(built_warehouse[0].root, paths.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    good = [f for f in generate(["73.17", "12.25"], years=(2024,), stages=("final",))]
+    bad = json.loads(good[0].content)
+    bad["rows"][3]["level"] = 6
+    files = []
+    for name, content in [(good[0].name, good[0].content), (good[1].name, good[1].content),
+                          ("bad_level.json", json.dumps(bad).encode())]:
+        (tmp_path / name).write_bytes(content)
+        files.append(tmp_path / name)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = land_files(instance, files)
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == SUITE_CHECK]
+    assert not check.passed and "bad_level.json" in check.description
+    failing = check.metadata["failing_rows"].value
+    assert failing[0]["column"] == "level" and failing[0]["file"] == "bad_level.json"
+    assert list(paths.inbox.iterdir()) == []  # everything archived, so everything left the inbox
+    assert len(list(paths.lake.glob("submissions/year=2024/*.parquet"))) == 11 + 2
+    assert len(list(paths.quarantine.glob("*.report.json"))) == 1
+
+
+def test_spbe_ingest_updates_the_published_marts(built_warehouse, tmp_path, monkeypatch, capsys):
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(built_warehouse[0].root, paths.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    first, = generate(["35.01"], years=(2024,), stages=("final",))
+    revised = json.loads(first.content)
+    for r in revised["rows"]:
+        r["level"] = 5  # a corrected file: same institution, year and stage, new content
+    late = json.loads(generate(["35.01"], years=(2024,), stages=("self_assessment",))[0].content)
+    for r in late["rows"]:
+        r["submitted_at"] = "2024-08-15T10:00:00+07:00"  # the self-assessment window closed 2024-07-31
+    (tmp_path / "pacitan.json").write_bytes(first.content)
+    (tmp_path / "pacitan_v2.json").write_text(json.dumps(revised))
+    (tmp_path / "pacitan_self.json").write_text(json.dumps(late))
+    (tmp_path / "broken.xlsx").write_bytes(b"not a workbook")
+
+    assert cli.main(["ingest", str(tmp_path / "pacitan.json"), str(tmp_path / "broken.xlsx")]) == 1
+    out = capsys.readouterr().out
+    assert "pacitan.json: loaded, 47 rows" in out and "broken.xlsx: quarantined" in out
+    assert cli.main(["ingest", str(tmp_path / "pacitan_v2.json"), str(tmp_path / "pacitan_self.json")]) == 0
+
+    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+        revisions = con.execute("select revision, is_current, original_name from fct_submission_revisions "
+                                "where institution_id = '35.01' and stage = 'final' order by revision").fetchall()
+        assert revisions == [(1, False, "pacitan.json"), (2, True, "pacitan_v2.json")]
+        ((index, stage),) = con.execute("select index_value, stage from fct_index where source = 'computed' "
+                                        "and institution_id = '35.01' and stage = 'final'").fetchall()
+        assert (index, stage) == (5.0, "final")
+        levels = con.execute("select count(*) filter (where is_current), count(*) from fct_indicator_levels "
+                             "where institution_id = '35.01' and stage = 'final'").fetchall()
+        assert levels == [(47, 94)]  # the first revision stays queryable
+        assert con.execute("select is_late from fct_submission_revisions where institution_id = '35.01' "
+                           "and stage = 'self_assessment'").fetchall() == [(True,)]
+        gap = con.execute("select count(*), max(over_claim) from fct_verification_gap "
+                          "where institution_id = '35.01'").fetchall()
+        assert gap[0][0] == 47 and gap[0][1] <= 0  # everything was raised to 5 at the final stage
+        quarantined = con.execute("select original_name, reason from fct_ingest_log where status = 'quarantined'")
+        ((name, reason),) = quarantined.fetchall()
+        assert name == "broken.xlsx" and "xlsx_is_zip" in reason
