@@ -155,7 +155,8 @@ def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_pa
         note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024 "
                            "and source = 'official'")
         assert note.fetchall() == [(None,)]
-        log = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 and dataset = 'official_results' "
+        log = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 "
+                               "and dataset = 'official_results' "
                                "and logged_at = (select max(logged_at) from fct_ingest_log l "
                                "where l.sha256 = fct_ingest_log.sha256)").fetchall())
     assert log == {corrected.sha256: False, back.sha256: True}
