@@ -14,6 +14,7 @@ from dagster_project.defs.releases import ingest_log, official_release, release_
 from dagster_project.defs.resources import ReleaseSourceResource, dbt_resource
 from dagster_project.defs.submissions import inbox_sensor, submission_files
 from dagster_project.defs.warehouse import warehouse_dbt_assets
+from dagster_project.defs.windows import submission_window_schedule, window_completeness_report
 from dagster_project.lib.sources import source_config_from_env
 
 
@@ -21,9 +22,10 @@ from dagster_project.lib.sources import source_config_from_env
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[reference_tables, official_release, ingest_log, submission_files, warehouse_dbt_assets(),
-                build_publish_asset()],
+                build_publish_asset(), window_completeness_report],
         jobs=[ingest_release_job, ingest_submissions_job, build_warehouse_job],
         sensors=[release_source_sensor, inbox_sensor, warehouse_automation],
+        schedules=[submission_window_schedule],
         resources={
             "dbt": dbt_resource(),
             "release_source": ReleaseSourceResource.from_config(source_config_from_env()),

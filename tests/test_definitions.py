@@ -28,7 +28,7 @@ def test_groups_hold_what_their_names_say():
     for key in g.get_all_asset_keys():
         by_group.setdefault(g.get(key).group_name, set()).add(key.to_user_string())
     assert by_group["releases"] == {"official_release", "ingest_log"}
-    assert by_group["submissions"] == {"submission_files"}
+    assert by_group["submissions"] == {"submission_files", "window_completeness_report"}
     assert by_group["publish"] == {"published_warehouse"}
     assert {"reference_tables", "reference/institutions", "reference/targets"} <= by_group["reference"]
     assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
