@@ -11,7 +11,7 @@ from dagster_project.defs.automation import (
 from dagster_project.defs.publish import build_publish_asset
 from dagster_project.defs.reference import reference_tables
 from dagster_project.defs.releases import ingest_log, official_release, release_source_sensor
-from dagster_project.defs.resources import ReleaseSourceResource, dbt_resource
+from dagster_project.defs.resources import ReleaseSourceResource, dbt_resource, executor_from_env
 from dagster_project.defs.submissions import inbox_sensor, submission_files
 from dagster_project.defs.warehouse import warehouse_dbt_assets
 from dagster_project.defs.windows import submission_window_schedule, window_completeness_report
@@ -26,6 +26,7 @@ def defs() -> dg.Definitions:
         jobs=[ingest_release_job, ingest_submissions_job, build_warehouse_job],
         sensors=[release_source_sensor, inbox_sensor, warehouse_automation],
         schedules=[submission_window_schedule],
+        executor=executor_from_env(),
         resources={
             "dbt": dbt_resource(),
             "release_source": ReleaseSourceResource.from_config(source_config_from_env()),

@@ -1,6 +1,7 @@
 """The code location loads, and the asset graph reads like documentation in the UI."""
 
 import dagster as dg
+import pytest
 
 from dagster_project.definitions import defs
 
@@ -71,3 +72,14 @@ def test_sensors_and_jobs():
     d = defs()
     assert {s.name for s in d.sensors} == {"release_source_sensor", "inbox_sensor", "warehouse_automation"}
     assert {j.name for j in d.jobs} == {"ingest_release", "ingest_submissions", "build_warehouse"}
+
+
+def test_steps_run_in_process_unless_configured(monkeypatch):
+    from dagster_project.defs.resources import executor_from_env
+
+    assert defs().executor.name == "in_process"
+    monkeypatch.setenv("SPBE_EXECUTOR", "multiprocess")
+    assert executor_from_env().name == "multiprocess"
+    monkeypatch.setenv("SPBE_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="SPBE_EXECUTOR"):
+        executor_from_env()

@@ -28,6 +28,6 @@ warehouse_automation = dg.AutomationConditionSensorDefinition(
     "warehouse_automation",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=15,
     description="Rebuilds the marts and publishes when a release or a submission lands, or reference data changes.",
 )

@@ -2,6 +2,7 @@
 
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,15 @@ class ReleaseSourceResource(dg.ConfigurableResource):
     def config(self) -> SourceConfig:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(SourceConfig)}
         return SourceConfig(**{**values, "allowed_hosts": tuple(self.allowed_hosts)})
+
+
+def executor_from_env() -> dg.ExecutorDefinition:
+    """In-process by default: every step touches the one DuckDB writer in turn anyway, and a process per step
+    costs a code-location import (seconds) each. SPBE_EXECUTOR=multiprocess for deployments that need it."""
+    kind = os.environ.get("SPBE_EXECUTOR", "in_process")
+    if kind not in ("in_process", "multiprocess"):
+        raise ValueError(f"SPBE_EXECUTOR={kind!r}: expected in_process or multiprocess")
+    return dg.in_process_executor if kind == "in_process" else dg.multiprocess_executor
 
 
 def dbt_resource() -> DbtCliResource:
