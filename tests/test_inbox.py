@@ -140,3 +140,27 @@ def test_spbe_ingest_updates_the_published_marts(built_warehouse, tmp_path, monk
         quarantined = con.execute("select original_name, reason from fct_ingest_log where status = 'quarantined'")
         ((name, reason),) = quarantined.fetchall()
         assert name == "broken.xlsx" and "xlsx_is_zip" in reason
+
+
+def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse, tmp_path, monkeypatch):
+    """The sensor's own run request, executed, then the warehouse build it triggers: drop to published mart."""
+    from dagster_project.definitions import defs
+    from dagster_project.defs.automation import BUILD_JOB, SUBMISSIONS_JOB
+
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(built_warehouse[0].root, paths.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    template = (BUNDLED_DATA_DIR / "templates" / "spbe_submission_template.csv").read_text(encoding="utf-8")
+    filled = template.replace(",,self_assessment,", "73.17,2024,final,").replace(",,,,\n", ",3,,,\n")
+    drop(paths.inbox, "luwu_final_2024.csv", filled.encode())
+    definitions = defs()
+    with dg.DagsterInstance.ephemeral() as instance:
+        (request,) = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
+        landed = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags)
+        assert landed.success
+        assert definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
+    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+        rows = con.execute("select source, index_value, predikat, difference_vs_official from fct_index "
+                           "where institution_id = '73.17' and year = 2024 order by source").fetchall()
+    assert rows == [("computed", 3.0, "Baik", 0.4), ("official", 2.6, "Cukup", None)]
