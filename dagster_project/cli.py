@@ -59,7 +59,7 @@ def _failed_checks(result) -> list[str]:
 
 def build(args: argparse.Namespace) -> int:
     paths = _prepare_environment()
-    from dagster_project.lib.inbox import sha256_of
+    from dagster_project.lib.archive import file_sha256
     from dagster_project.lib.ingest import SUBMISSIONS, is_accepted
     from dagster_project.lib.publish import build_fingerprint, input_hashes, published_fingerprint
     from dagster_project.lib.sources import list_releases, source_config_from_env
@@ -69,7 +69,7 @@ def build(args: argparse.Namespace) -> int:
     # A release whose manifest sha256 was already landed and accepted needs no new run; so does a sample.
     pending = [e for e in entries if args.force or not (e.sha256 and is_accepted(paths, e.sha256))]
     samples = [p for p in sorted(SAMPLES_DIR.glob("*.json"))
-               if args.force or not is_accepted(paths, sha256_of(p), SUBMISSIONS)]
+               if args.force or not is_accepted(paths, file_sha256(p), SUBMISSIONS)]
     if not pending and not samples and not args.force and \
             published_fingerprint(paths.published_manifest) == build_fingerprint(input_hashes(paths)):
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
@@ -143,12 +143,12 @@ def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]
 
 def _copy_into_inbox(inbox: Path, source: Path) -> str:
     """A safe inbox name for a file of the user's: plain characters, no leading dot, never overwriting."""
-    from dagster_project.lib.inbox import sha256_of
+    from dagster_project.lib.archive import file_sha256
 
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.name).lstrip(".") or "submission"
     name = stem
     if (inbox / name).exists():
-        name = f"{sha256_of(source)[:12]}-{stem}"
+        name = f"{file_sha256(source)[:12]}-{stem}"
     shutil.copyfile(source, inbox / name)
     return name
 

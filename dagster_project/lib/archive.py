@@ -16,6 +16,15 @@ from typing import Any
 ALLOWED_EXTENSIONS = frozenset({"csv", "xlsx", "json"})
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks (files may be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def utc_now() -> str:
     """UTC timestamp with microseconds: landing events are ordered by it."""
     return datetime.now(UTC).isoformat(timespec="microseconds")

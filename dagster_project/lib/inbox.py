@@ -6,10 +6,11 @@ separator, a leading dot or a parent reference is refused, never joined into a p
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from dagster_project.lib.archive import file_sha256
 
 SETTLE_SECONDS = 2.0  # a file still being copied in is left for the next look
 
@@ -31,14 +32,6 @@ def inbox_path(inbox: Path, name: str) -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pending_files(inbox: Path, now: float | None = None) -> list[InboxFile]:
     """Settled regular files in the inbox, oldest name first; hidden and partial files are skipped."""
     if not inbox.is_dir():
@@ -51,5 +44,5 @@ def pending_files(inbox: Path, now: float | None = None) -> list[InboxFile]:
         stat = entry.stat()
         if now - stat.st_mtime < SETTLE_SECONDS:
             continue
-        out.append(InboxFile(entry.name, sha256_of(entry), stat.st_size))
+        out.append(InboxFile(entry.name, file_sha256(entry), stat.st_size))
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.archive import utc_now, write_atomically
+from dagster_project.lib.archive import file_sha256, utc_now, write_atomically
 from dagster_project.lib.reference import REFERENCE_TABLES
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
@@ -53,14 +53,6 @@ def code_version() -> str:
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def input_hashes(paths: DataPaths) -> dict[str, str]:

@@ -23,8 +23,7 @@ official_rows as (
         'final' as stage,
         official.framework,
         official.index_value,
-        official.predikat,
-        bands.predikat as predikat_of_rounded_index,
+        official.predikat as published_predikat,
         official.predikat_consistency = 'band_edge_below' as is_band_edge_predikat,
         official.policy_index,
         official.governance_index,
@@ -42,11 +41,6 @@ official_rows as (
         official.source_row_number,
         official.received_at
     from official
-    left join bands
-        on bands.framework = official.framework
-        and official.index_value >= bands.lower_bound
-        and (official.index_value < bands.upper_bound
-             or (bands.upper_bound_inclusive and official.index_value = bands.upper_bound))
 ),
 
 computed_rows as (
@@ -57,8 +51,7 @@ computed_rows as (
         computed.stage,
         computed.framework,
         computed.index_value,
-        bands.predikat,
-        bands.predikat as predikat_of_rounded_index,
+        null::varchar as published_predikat,
         false as is_band_edge_predikat,
         computed.policy_index,
         computed.governance_index,
@@ -77,14 +70,25 @@ computed_rows as (
         null::integer as source_row_number,
         null::timestamptz as received_at
     from computed
-    left join bands
-        on bands.framework = computed.framework
-        and computed.index_value >= bands.lower_bound
-        and (computed.index_value < bands.upper_bound
-             or (bands.upper_bound_inclusive and computed.index_value = bands.upper_bound))
     left join official using (institution_id, year)
+),
+
+unioned as (
+    select * from official_rows
+    union all
+    select * from computed_rows
 )
 
-select * from official_rows
-union all
-select * from computed_rows
+-- One band lookup for both: the band of the value as stored (2 decimals for official rows, unrounded for
+-- computed ones). An official row keeps its published predikat.
+select
+    unioned.* exclude (published_predikat, is_band_edge_predikat),
+    coalesce(unioned.published_predikat, bands.predikat) as predikat,
+    bands.predikat as predikat_of_rounded_index,
+    unioned.is_band_edge_predikat
+from unioned
+left join bands
+    on bands.framework = unioned.framework
+    and unioned.index_value >= bands.lower_bound
+    and (unioned.index_value < bands.upper_bound
+         or (bands.upper_bound_inclusive and unioned.index_value = bands.upper_bound))
