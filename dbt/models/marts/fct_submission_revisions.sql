@@ -1,4 +1,5 @@
--- Revision history: every accepted file per institution x year x stage, oldest first, with the current one marked.
+-- Revision history: every accepted file per institution x year x stage, oldest first, with the current one
+-- marked. Landing a file again shows in fct_ingest_log, not here: a re-run changes no row of this mart.
 select
     r.institution_id,
     d.name as institution_name,
@@ -10,7 +11,6 @@ select
     r.original_name,
     r.received_at,
     r.first_landed_at,
-    r.last_landed_at,
     r.coverage,
     r.is_late
 from {{ ref('int_submission_revisions') }} as r
