@@ -69,7 +69,7 @@ def build(args: argparse.Namespace) -> int:
     # A release whose manifest sha256 was already landed and accepted needs no new run; so does a sample.
     pending = [e for e in entries if args.force or not (e.sha256 and is_accepted(paths, e.sha256))]
     samples = [p for p in sorted(SAMPLES_DIR.glob("*.json"))
-               if args.force or not is_accepted(paths, file_sha256(p), SUBMISSIONS)]
+               if args.force or not is_accepted(paths, file_sha256(p), SUBMISSIONS, "json")]
     if not pending and not samples and not args.force and \
             published_fingerprint(paths.published_manifest) == build_fingerprint(input_hashes(paths)):
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")

@@ -96,7 +96,7 @@ def test_a_batch_with_one_bad_file_lands_the_good_ones(built_warehouse, tmp_path
     assert not check.passed and "bad_level.json" in check.description
     failing = check.metadata["failing_rows"].value
     assert failing[0]["column"] == "level" and failing[0]["file"] == "bad_level.json"
-    assert list(paths.inbox.iterdir()) == []  # everything archived, so everything left the inbox
+    assert [p for p in paths.inbox.rglob("*") if p.is_file()] == []  # all archived, so all left the inbox
     assert len(list(paths.lake.glob("submissions/year=2024/*.parquet"))) == 11 + 2
     assert len(list(paths.quarantine.glob("*.report.json"))) == 1
 
@@ -164,3 +164,38 @@ def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse
         rows = con.execute("select source, index_value, predikat, difference_vs_official from fct_index "
                            "where institution_id = '73.17' and year = 2024 order by source").fetchall()
     assert rows == [("computed", 3.0, "Baik", 0.4), ("official", 2.6, "Cukup", None)]
+
+
+def test_a_claimed_file_leaves_a_newer_upload_with_the_same_name_alone(data_dir):
+    from dagster_project.lib.inbox import claim
+
+    drop(data_dir.inbox, "sumedang.csv", b"version 1")
+    claimed = claim(data_dir.inbox, "sumedang.csv")
+    drop(data_dir.inbox, "sumedang.csv", b"version 2")  # the sync job writes again while the run works
+    assert claimed.read_bytes() == b"version 1"
+    (waiting,) = pending_files(data_dir.inbox)
+    assert waiting.name == "sumedang.csv" and waiting.size == len(b"version 2")
+
+
+def test_the_same_bytes_under_a_supported_type_get_their_own_verdict(data_dir, tmp_path):
+    from dagster_project.lib.ingest import land_submission
+
+    content = next(f.content for f in generate(["32.11"], years=(2024,), stages=("final",), fmt="csv"))
+    (tmp_path / "laporan.txt").write_bytes(content)
+    (tmp_path / "laporan.csv").write_bytes(content)
+    assert land_submission(data_dir, tmp_path / "laporan.txt", "laporan.txt").status == "quarantined"
+    assert land_submission(data_dir, tmp_path / "laporan.csv", "laporan.csv").status == "loaded"
+
+
+def test_odd_but_legal_names_are_landed(data_dir, tmp_path):
+    from dagster_project.lib.ingest import land_submission
+
+    content = next(f.content for f in generate(["32.11"], years=(2024,), stages=("final",)))
+    drop(data_dir.inbox, "a\\laporan.json", content)
+    raw = os.fsencode(str(data_dir.inbox)) + b"/laporan_\xe9.json"
+    with open(raw, "wb") as f:
+        f.write(b"{}")
+    os.utime(raw, (time.time() - 60, time.time() - 60))
+    names = [f.name for f in pending_files(data_dir.inbox)]
+    assert names == ["a\\laporan.json", "laporan_\ufffd.json"]  # renamed to readable UTF-8, nothing lost
+    assert land_submission(data_dir, data_dir.inbox / names[0], names[0]).status == "loaded"

@@ -168,3 +168,49 @@ def test_lateness_uses_the_jakarta_calendar_day():
     assert not is_late(2024, "final", datetime(2024, 12, 20, 16, 30, tzinfo=UTC))
     assert is_late(2024, "final", datetime(2024, 12, 20, 17, 30, tzinfo=UTC))
     assert not is_late(2030, "final", datetime(2031, 1, 1, tzinfo=UTC))  # no window known
+
+
+def test_optional_columns_may_be_absent():
+    minimal = "institution_code,year,stage,indicator,level\n" + "".join(
+        f"32.11,2024,final,{i},3\n" for i in range(1, 48))
+    report = validate_frame(normalized(minimal.encode(), "min.csv"), "submissions", ["row_number"])
+    assert report.passed and not report.failed, report.reason()
+
+
+def test_a_code_typed_as_a_number_in_a_spreadsheet_keeps_its_two_decimals():
+    data = rows(code=35.1)  # what Excel stores when someone types 35.10 in a General cell
+    got = normalized(as_xlsx(data), "n.xlsx")
+    assert set(got["institution_id"]) == {"35.10"}
+
+
+@pytest.mark.parametrize(("content", "name", "rule"), [
+    (b"\xef\xbb\xbf", "bom.csv", "not_empty"),
+    (b",,,\n,,\n", "commas.csv", "not_empty"),
+    ((",".join(HEADER) + "\n" + "32.11,2024,final,1,3,x,y,2024-12-01,EXTRA\n").encode(), "long.csv", "row_width"),
+    ((",".join(HEADER + [f"c{i}" for i in range(200)]) + "\n").encode(), "wide.csv", "column_count"),
+    (json.dumps({"rows": [{f"k{i}": 1 for i in range(j, j + 20)} for j in range(0, 400, 20)]}).encode(),
+     "keys.json", "column_count"),
+    (b'{"rows": [{"kode_instansi": "32.11", "tingkat": 9, "tingkat": 3}]}', "dup.json", "json_unique_keys"),
+])
+def test_more_unreadable_shapes_name_their_rule(content, name, rule):
+    with pytest.raises(SubmissionFormatError) as e:
+        read_submission(content, name)
+    assert e.value.rule == rule
+
+
+def test_a_lone_far_away_xlsx_cell_is_refused_quickly():
+    book = openpyxl.Workbook()
+    book.active.append(HEADER)
+    book.active["XFD20000"] = "x"
+    buf = io.BytesIO()
+    book.save(buf)
+    with pytest.raises(SubmissionFormatError) as e:
+        read_submission(buf.getvalue(), "far.xlsx")
+    assert e.value.rule in {"row_count", "column_count"}
+
+
+def test_a_date_no_clock_can_hold_is_an_unparseable_value():
+    data = rows()
+    data[0][7] = "0001-01-01T00:00"
+    report = validate_frame(normalized(as_csv(data), "d.csv"), "submissions", ["row_number"])
+    assert "unparseable_values" in {f.column for f in report.errors}

@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
-from dagster_project.lib.inbox import inbox_path, pending_files
+from dagster_project.lib.inbox import InboxFile, claim, pending_files
 from dagster_project.lib.ingest import land_submission
 from dagster_project.paths import data_paths
 
@@ -36,14 +36,20 @@ class InboxBatch(dg.Config):
 )
 def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
     paths = data_paths().ensure()
-    results = []
+    results, failed = [], []
     for name in config.files:
-        path = inbox_path(paths.inbox, name)
-        if not path.is_file():
-            context.log.warning(f"{name}: no longer in the inbox (landed by an earlier run?)")
+        try:
+            claimed = claim(paths.inbox, name)
+        except (ValueError, FileNotFoundError) as e:
+            context.log.warning(f"{name}: not landed by this run ({e}); an earlier run may have taken it")
             continue
-        result = land_submission(paths, path, name)
-        path.unlink()  # archived first, so leaving the inbox loses nothing
+        try:
+            result = land_submission(paths, claimed, name)
+        except Exception as e:  # one file's trouble (disk, permissions) must not stop the others
+            context.log.error(f"{name}: could not be landed, left in {claimed.parent}: {e}")
+            failed.append(name)
+            continue
+        claimed.unlink(missing_ok=True)  # archived first, so leaving the inbox loses nothing
         context.log.info(f"{name}: {result.status}, {result.rows} rows - {result.reason}")
         results.append(result)
     by_status = {s: [r for r in results if r.status == s] for s in ("loaded", "duplicate", "quarantined")}
@@ -56,6 +62,9 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
         **{f"n_{status}": len(rs) for status, rs in by_status.items()},
         "dagster/row_count": sum(r.rows for r in by_status["loaded"]),
     })
+    if failed:
+        raise dg.Failure(f"{len(failed)} file(s) could not be landed and were kept for a retry: {failed}",
+                         metadata={"files": dg.MetadataValue.md(table)})
     bad = by_status["quarantined"]
     yield dg.AssetCheckResult(
         check_name=SUITE_CHECK, passed=not bad, severity=dg.AssetCheckSeverity.ERROR,
@@ -77,9 +86,10 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
 )
 def inbox_sensor(context: dg.SensorEvaluationContext):
     inbox = data_paths().inbox
-    files = pending_files(inbox)
-    # cursor: {name: {"sha256": ..., "requested_at": epoch}} for files requested and possibly still in the inbox
+    # cursor: {name: {"sha256", "size", "mtime_ns", "requested_at"}} for files requested and maybe still there
     requested: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
+    known = {n: InboxFile(n, r["sha256"], r.get("size", -1), r.get("mtime_ns", -1)) for n, r in requested.items()}
+    files = pending_files(inbox, known)
     now = time.time()
     batch = [f for f in files if requested.get(f.name, {}).get("sha256") != f.sha256
              or now - requested[f.name]["requested_at"] > RETRY_AFTER_SECONDS]
@@ -87,7 +97,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     if not batch:
         context.update_cursor(json.dumps(cursor, sort_keys=True))
         return dg.SkipReason(f"no new files in {inbox} ({len(files)} waiting for their run)")
-    cursor.update({f.name: {"sha256": f.sha256, "requested_at": now} for f in batch})
+    cursor.update({f.name: {"sha256": f.sha256, "size": f.size, "mtime_ns": f.mtime_ns, "requested_at": now}
+                   for f in batch})
     key = hashlib.sha256(json.dumps([[f.name, f.sha256] for f in batch] + [now]).encode()).hexdigest()[:20]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 # Extensions we archive under; a name from outside never becomes a path, only one of these does.
-ALLOWED_EXTENSIONS = frozenset({"csv", "xlsx", "json"})
+ALLOWED_EXTENSIONS = frozenset({"csv", "xlsx", "json", "bin"})  # bin: a file of no supported type
 
 
 def file_sha256(path: Path) -> str:

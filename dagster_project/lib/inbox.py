@@ -1,18 +1,24 @@
 """The inbox: files dropped by people or a sync job, waiting to be landed.
 
 Names come from outside, so they are only ever looked up inside the inbox folder: a name with a path
-separator, a leading dot or a parent reference is refused, never joined into a path.
+separator, a leading dot or a parent reference is refused, never joined into a path. A run first *claims*
+a file by renaming it into ``.processing/``: a newer upload under the same name then waits in the inbox
+for its own run instead of being deleted unread.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from dagster_project.lib.archive import file_sha256
 
 SETTLE_SECONDS = 2.0  # a file still being copied in is left for the next look
+PROCESSING = ".processing"
+ORPHAN_SECONDS = 3600  # a claim this old belongs to a run that died: the file goes back to the inbox
 
 
 @dataclass(frozen=True)
@@ -20,11 +26,12 @@ class InboxFile:
     name: str
     sha256: str
     size: int
+    mtime_ns: int
 
 
 def inbox_path(inbox: Path, name: str) -> Path:
     """The path of an inbox file by its bare name; anything that could leave the inbox is refused."""
-    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name:
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\x00" in name:
         raise ValueError(f"{name!r} is not a plain file name in the inbox")
     path = inbox / name
     if path.resolve().parent != inbox.resolve():
@@ -32,17 +39,56 @@ def inbox_path(inbox: Path, name: str) -> Path:
     return path
 
 
-def pending_files(inbox: Path, now: float | None = None) -> list[InboxFile]:
-    """Settled regular files in the inbox, oldest name first; hidden and partial files are skipped."""
+def claim(inbox: Path, name: str) -> Path:
+    """Move an inbox file aside for this run; what arrives under its name afterwards stays for the next."""
+    source = inbox_path(inbox, name)
+    target = inbox / PROCESSING / f"{uuid.uuid4().hex}__{name}"
+    target.parent.mkdir(exist_ok=True)
+    os.replace(source, target)
+    return target
+
+
+def _readable_name(entry: Path) -> Path:
+    """A name that is not valid UTF-8 cannot travel in run config or logs: rename it, keeping what can be read."""
+    try:
+        entry.name.encode("utf-8")
+        return entry
+    except UnicodeEncodeError:
+        fixed = entry.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        target = entry.with_name(fixed)
+        if not target.exists():
+            os.replace(entry, target)
+            return target
+        return entry
+
+
+def _return_orphans(inbox: Path, now: float) -> None:
+    folder = inbox / PROCESSING
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.is_file() and now - entry.stat().st_mtime > ORPHAN_SECONDS and "__" in entry.name:
+            name = entry.name.split("__", 1)[1]
+            target = inbox / name if not (inbox / name).exists() else inbox / f"{entry.name.split('__')[0][:8]}-{name}"
+            os.replace(entry, target)
+
+
+def pending_files(inbox: Path, known: dict[str, InboxFile] | None = None, now: float | None = None) -> list[InboxFile]:
+    """Settled regular files in the inbox, by name; hidden and still-growing files are skipped. A file whose
+    size and mtime match ``known`` keeps its known hash instead of being read again."""
     if not inbox.is_dir():
         return []
     now = time.time() if now is None else now
+    _return_orphans(inbox, now)
     out = []
     for entry in sorted(inbox.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".") or entry.is_symlink() or not entry.is_file():
             continue
+        entry = _readable_name(entry)
         stat = entry.stat()
         if now - stat.st_mtime < SETTLE_SECONDS:
             continue
-        out.append(InboxFile(entry.name, file_sha256(entry), stat.st_size))
+        seen = (known or {}).get(entry.name)
+        same = seen is not None and (seen.size, seen.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+        out.append(InboxFile(entry.name, seen.sha256 if same else file_sha256(entry), stat.st_size, stat.st_mtime_ns))
     return out

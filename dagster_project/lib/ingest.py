@@ -73,8 +73,10 @@ def lake_file(paths: DataPaths, year: int, sha256: str, dataset: str = DATASET) 
     return paths.lake_dataset(dataset) / f"year={year}" / f"{sha256}.parquet"
 
 
-def report_file(paths: DataPaths, sha256: str) -> Path:
-    return paths.state / "reports" / f"{sha256}.json"
+def report_file(paths: DataPaths, sha256: str, kind: str = "") -> Path:
+    """Where the verdict on this content is kept. Submissions add their file type: the same bytes sent as
+    .txt (refused) and then as .csv are two different questions."""
+    return paths.state / "reports" / (f"{sha256}.{kind}.json" if kind else f"{sha256}.json")
 
 
 @cache
@@ -117,8 +119,10 @@ def land_submission(paths: DataPaths, source_file: Path, original_name: str, sou
     """Archive one submission file as received (streamed, whatever its size), then parse, validate, land."""
     paths.ensure()
     # The archive keeps the bytes under their hash; the extension is one of three, never the sender's name.
-    ext = file_type_of(original_name) or "csv"
+    ext = file_type_of(original_name) or "bin"
     sha, archived = archive_file(paths.archive, source_file, ext)
+    # The name is only ever shown: make it printable UTF-8 whatever bytes it came with.
+    original_name = original_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     received = datetime.now(UTC)
 
     def parse(data: bytes):
@@ -131,13 +135,13 @@ def land_submission(paths: DataPaths, source_file: Path, original_name: str, sou
                                          f"{MAX_FILE_BYTES}")
         return _land(paths, SUBMISSIONS, archived, sha, original_name, source,
                      lambda _: (None, _unreadable(SUBMISSIONS, oversize.rule, oversize.detail), str(oversize)),
-                     lambda frame: None, read=False)
+                     lambda frame: None, read=False, kind=ext)
 
     def year_of(frame: pd.DataFrame) -> int | None:
         years = frame["year"].dropna().unique()
         return int(years[0]) if len(years) == 1 else None
 
-    return _land(paths, SUBMISSIONS, archived, sha, original_name, source, parse, year_of)
+    return _land(paths, SUBMISSIONS, archived, sha, original_name, source, parse, year_of, kind=ext)
 
 
 def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: str,
@@ -154,13 +158,14 @@ def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: s
 
 
 def _land(paths: DataPaths, dataset: Dataset, archived: Path, sha256: str, original_name: str, source: str,
-          parse: Parser, year_of: Callable[[pd.DataFrame], int | None], read: bool = True) -> LandingResult:
+          parse: Parser, year_of: Callable[[pd.DataFrame], int | None], read: bool = True,
+          kind: str = "") -> LandingResult:
     """Order makes a crash at any point safe to re-run: archive (done by the caller), lake or quarantine
     copy (each atomic), then the ingest-log line, then the report, which marks the landing as done."""
     received_at = utc_now()
     log = {"sha256": sha256, "original_name": original_name, "source": source, "dataset": dataset.name,
            "received_at": received_at}
-    previous = _load_report(paths, sha256, dataset)
+    previous = _load_report(paths, sha256, dataset, kind)
     if previous is not None:
         status = "duplicate" if previous["passed"] else "quarantined"
         reason = f"same content as an earlier file ({previous['status']})"
@@ -185,7 +190,7 @@ def _land(paths: DataPaths, dataset: Dataset, archived: Path, sha256: str, origi
     if status == "quarantined":
         write_atomically(paths.quarantine / f"{sha256}.report.json", report_bytes)
     append_ingest_log(paths.ingest_log, {**log, **_keys(report), "status": status, "rows": rows, "reason": reason})
-    write_atomically(report_file(paths, sha256), report_bytes)
+    write_atomically(report_file(paths, sha256, kind), report_bytes)
     return LandingResult(dataset.name, year, sha256, status, rows, reason, report, original_name=original_name)
 
 
@@ -211,15 +216,15 @@ def _unreadable(dataset: Dataset, rule: str, detail: str) -> dict:
          "sample_rows": [], "description": detail}]}
 
 
-def is_accepted(paths: DataPaths, sha256: str, dataset: Dataset = RELEASES) -> bool:
+def is_accepted(paths: DataPaths, sha256: str, dataset: Dataset = RELEASES, kind: str = "") -> bool:
     """Whether this content was landed and passed validation under the current rules."""
-    report = _load_report(paths, sha256, dataset)
+    report = _load_report(paths, sha256, dataset, kind)
     return bool(report and report.get("passed"))
 
 
-def _load_report(paths: DataPaths, sha256: str, dataset: Dataset) -> dict | None:
+def _load_report(paths: DataPaths, sha256: str, dataset: Dataset, kind: str = "") -> dict | None:
     """The stored verdict for this content, if it was reached under the current validation rules."""
-    path = report_file(paths, sha256)
+    path = report_file(paths, sha256, kind)
     if not path.exists():
         return None
     report = json.loads(path.read_text(encoding="utf-8"))

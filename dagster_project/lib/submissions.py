@@ -43,6 +43,7 @@ SUPPORTED_TYPES = ("csv", "xlsx", "json")
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 50 * 1024 * 1024  # an XLSX is a zip: refuse bombs before parsing
 MAX_ROWS = 2_000
+MAX_COLUMNS = 100  # the contract has 8; a very wide sheet is refused before any row is padded
 MAX_CELL_CHARS = 20_000
 MAX_JSON_DEPTH = 20
 
@@ -76,21 +77,34 @@ def read_submission(content: bytes, file_name: str) -> ParsedFile:
         raise SubmissionFormatError(file_name, "file_type", f"expected one of {SUPPORTED_TYPES}")
     if len(content) > MAX_FILE_BYTES:
         raise SubmissionFormatError(file_name, "file_size", f"{len(content)} bytes, over {MAX_FILE_BYTES}")
-    if not content.strip():
+    if not content.strip() or not content.removeprefix(b"\xef\xbb\xbf").strip():
         raise SubmissionFormatError(file_name, "not_empty", "the file is empty")
     reader = {"csv": _read_csv, "xlsx": _read_xlsx, "json": _read_json}[kind]
     header, records, meta = reader(content, file_name)
+    if len(header) > MAX_COLUMNS:
+        raise SubmissionFormatError(file_name, "column_count", f"{len(header)} columns, over {MAX_COLUMNS}")
     columns = _contract_header(header, file_name)
     if not records:
         raise SubmissionFormatError(file_name, "has_rows", "a header but no indicator rows")
     if len(records) > MAX_ROWS:
         raise SubmissionFormatError(file_name, "row_count", f"{len(records)} rows, over {MAX_ROWS}")
     width = len(header)
-    table = [[_cell(v, file_name, i + 1) for v in (list(r) + [""] * width)[:width]] for i, r in enumerate(records)]
-    frame = pd.DataFrame(table, columns=columns, dtype="str")
+    for i, r in enumerate(records):
+        if any(v not in (None, "") for v in list(r)[width:]):
+            raise SubmissionFormatError(file_name, "row_width", f"row {i + 1} has values beyond the last column")
+    kept = {c: j for j, c in enumerate(columns) if c in CONTRACT_COLUMNS}
+    table = {c: [_cell(_code_text(r[j]) if c == "institution_code" else r[j], file_name, i + 1)
+                 if j < len(r) else "" for i, r in enumerate(records)] for c, j in kept.items()}
+    # An optional column that is absent is empty text, like an empty cell.
+    frame = pd.DataFrame(table, dtype="str").reindex(columns=list(CONTRACT_COLUMNS), fill_value="")
     ignored = [h for h, c in zip(header, columns, strict=True) if c not in CONTRACT_COLUMNS]
-    frame = frame[[c for c in CONTRACT_COLUMNS if c in frame.columns]].reindex(columns=list(CONTRACT_COLUMNS))
     return ParsedFile(frame, {**meta, "ignored_columns": ignored} if ignored else meta, kind)
+
+
+def _code_text(value: Any) -> Any:
+    """A Kemendagri code typed into a spreadsheet cell becomes a number (35.10 -> 35.1): give it back its
+    two decimals. Codes are PP or PP.RR, so a float always meant PP.RR."""
+    return f"{value:.2f}" if isinstance(value, float) and not value.is_integer() else value
 
 
 def _contract_header(header: list[Any], file_name: str) -> list[str]:
@@ -139,6 +153,8 @@ def _read_csv(content: bytes, file_name: str) -> tuple[list, list, dict]:
     except csv.Error as e:
         raise SubmissionFormatError(file_name, "csv_readable", str(e)) from e
     rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        raise SubmissionFormatError(file_name, "not_empty", "no header and no rows")
     return rows[0], rows[1:], {}
 
 
@@ -164,11 +180,15 @@ def _read_xlsx(content: bytes, file_name: str) -> tuple[list, list, dict]:
     try:
         sheet = book.worksheets[0]
         rows = []
-        for row in sheet.iter_rows(values_only=True):
-            if len(rows) > MAX_ROWS + 1:
-                raise SubmissionFormatError(file_name, "row_count", f"more than {MAX_ROWS} rows")
+        # Empty rows count too, and columns beyond the limit are never read: a lone cell at XFD1048576 is
+        # refused quickly instead of being walked row by row across 16,384 columns.
+        for seen, row in enumerate(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1), start=1):
+            if seen > 2 * MAX_ROWS:
+                raise SubmissionFormatError(file_name, "row_count", f"more than {2 * MAX_ROWS} rows (empty included)")
+            if len(row) > MAX_COLUMNS and row[MAX_COLUMNS] not in (None, ""):
+                raise SubmissionFormatError(file_name, "column_count", f"more than {MAX_COLUMNS} columns")
             if any(v not in (None, "") for v in row):
-                rows.append(list(row))
+                rows.append(list(row[:MAX_COLUMNS]))
     except SubmissionFormatError:
         raise
     except Exception as e:
@@ -177,18 +197,24 @@ def _read_xlsx(content: bytes, file_name: str) -> tuple[list, list, dict]:
         book.close()
     if not rows:
         raise SubmissionFormatError(file_name, "has_rows", "the first sheet is empty")
-    return rows[0], rows[1:], {"sheet": sheet.title}
+    header = rows[0]
+    while header and header[-1] in (None, ""):  # read_only rows come padded to the columns read
+        header = header[:-1]
+    return header, rows[1:], {"sheet": sheet.title}
 
 
 def _read_json(content: bytes, file_name: str) -> tuple[list, list, dict]:
     try:
-        doc = json.loads(content.decode("utf-8-sig"), parse_float=str, parse_int=str, parse_constant=str)
+        doc = json.loads(content.decode("utf-8-sig"), parse_float=str, parse_int=str, parse_constant=str,
+                         object_pairs_hook=_unique_keys)
     except UnicodeDecodeError as e:
         raise SubmissionFormatError(file_name, "utf8_encoding", f"byte {e.start} is not UTF-8") from e
     except RecursionError as e:
         raise SubmissionFormatError(file_name, "json_depth", "nested too deeply") from e
     except json.JSONDecodeError as e:
         raise SubmissionFormatError(file_name, "json_readable", str(e)) from e
+    except _DuplicateKey as e:
+        raise SubmissionFormatError(file_name, "json_unique_keys", f"key {e} given twice in one object") from e
     if _depth(doc) > MAX_JSON_DEPTH:
         raise SubmissionFormatError(file_name, "json_depth", f"nested deeper than {MAX_JSON_DEPTH}")
     meta: dict = {}
@@ -197,10 +223,25 @@ def _read_json(content: bytes, file_name: str) -> tuple[list, list, dict]:
         doc = doc["rows"]
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise SubmissionFormatError(file_name, "json_shape", "expected a list of rows, or {meta, rows}")
-    header: list[str] = []
+    header: dict[str, None] = {}  # insertion-ordered set: linear, whatever the number of keys
     for r in doc:
-        header += [k for k in r if k not in header]
-    return header, [[r.get(k) for k in header] for r in doc], {"meta": meta} if meta else {}
+        header.update(dict.fromkeys(r))
+        if len(header) > MAX_COLUMNS:
+            raise SubmissionFormatError(file_name, "column_count", f"more than {MAX_COLUMNS} distinct keys")
+    return list(header), [[r.get(k) for k in header] for r in doc], {"meta": meta} if meta else {}
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(repr(k))
+        out[k] = v
+    return out
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -253,10 +294,9 @@ def _timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
             continue
         try:
             value = datetime.fromisoformat(text)
-        except ValueError:
+            parsed.append((value if value.tzinfo else value.replace(tzinfo=JAKARTA)).astimezone(ZoneInfo("UTC")))
+        except (ValueError, OverflowError):  # not ISO 8601, or a date no clock can hold (0001-01-01 in +07:00)
             parsed.append(pd.NaT)
-            continue
-        parsed.append((value if value.tzinfo else value.replace(tzinfo=JAKARTA)).astimezone(ZoneInfo("UTC")))
     result = pd.Series(pd.to_datetime(parsed, utc=True), index=series.index)
     return result, series.ne("") & result.isna()
 

@@ -3,7 +3,7 @@
 -- institution's mean over-claim and the indicator's national mean over-claim (with its rank, 1 = the most
 -- over-claimed indicator of the year) sit on every row.
 with levels as (
-    select institution_id, year, indicator, stage, level
+    select institution_id, year, framework, indicator, stage, level
     from {{ ref('int_submission_levels') }}
     where is_current and stage in ('self_assessment', 'final')
 ),
@@ -12,6 +12,7 @@ paired as (
     select
         institution_id,
         year,
+        framework,
         indicator,
         max(level) filter (where stage = 'self_assessment') as self_assessed_level,
         max(level) filter (where stage = 'final') as final_level
@@ -45,4 +46,4 @@ select
     b.n_institutions as indicator_n_institutions
 from gaps as g
 inner join by_indicator as b using (year, indicator)
-left join {{ ref('stg_reference__indicators') }} as i on i.indicator = g.indicator
+left join {{ ref('stg_reference__indicators') }} as i on i.framework = g.framework and i.indicator = g.indicator

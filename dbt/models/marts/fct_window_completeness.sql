@@ -25,13 +25,17 @@ expected as (
 ),
 
 submitted as (
-    select institution_id, year, stage, is_late, revision, received_at
-    from {{ ref('int_submission_revisions') }}
+    select institution_id, year, stage, is_late, n_revisions, received_at
+    from (
+        select *, count(*) over (partition by institution_id, year, stage) as n_revisions
+        from {{ ref('int_submission_revisions') }}
+    )
     where is_current
 ),
 
 quarantined as (
-    select institution_id, year, stage, arg_max(reason, logged_at) as last_rejection, count(*) as n_rejected
+    select institution_id, year, stage, arg_max(reason, logged_at) as last_rejection,
+           count(distinct sha256) as n_rejected
     from {{ ref('stg_state__ingest_log') }}
     where dataset = 'submissions' and status = 'quarantined' and institution_id is not null
     group by all
@@ -41,6 +45,9 @@ keys as (
     select year, stage, institution_id from expected
     union
     select s.year, s.stage, s.institution_id from submitted as s
+    inner join windows as w using (year, stage)
+    union
+    select q.year, q.stage, q.institution_id from quarantined as q
     inner join windows as w using (year, stage)
 )
 
@@ -62,7 +69,7 @@ select
         when q.institution_id is not null then 'quarantined'
         else 'missing'
     end as status,
-    s.revision as n_revisions,
+    s.n_revisions,
     s.received_at as last_received_at,
     coalesce(q.n_rejected, 0) as n_rejected,
     q.last_rejection
