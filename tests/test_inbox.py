@@ -35,7 +35,7 @@ def test_sensor_batches_new_files_and_ignores_duplicates_until_content_changes(d
     drop(inbox, "a.json", b'{"rows": []}')
     drop(inbox, "b.csv", b"x")
     drop(inbox, ".hidden.csv", b"x")
-    drop(inbox, "copying.csv", b"x", age=0)  # still being written: left for the next tick
+    drop(inbox, "copying.csv", b"x", age=-300)  # still being written (fresh mtime): left for the next tick
     with dg.instance_for_test() as instance:
         first = tick(instance)
         (request,) = first.run_requests
