@@ -45,9 +45,9 @@ class Dataset:
 
 
 RELEASES = Dataset("official_results", ("row_number", "year", "institution_name", "kemendagri_code"),
-                   ("releases.py", "framework.py", "registry.py", "quality.py"))
+                   ("releases.py", "framework.py", "registry.py", "quality.py", "values.py"))
 SUBMISSIONS = Dataset("submissions", ("row_number", "institution_code", "stage", "indicator"),
-                      ("submissions.py", "framework.py", "registry.py", "quality.py"))
+                      ("submissions.py", "framework.py", "registry.py", "quality.py", "values.py"))
 # The release names kept for their callers.
 DATASET, SUITE, ID_COLUMNS = RELEASES.name, RELEASES.name, list(RELEASES.id_columns)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dagster_project.lib.submissions import STAGES
 from dagster_project.paths import REFERENCE_DIR
 
 # Code columns stay text: "32.10" is not 32.1.
@@ -143,8 +144,6 @@ def _targets_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
 
 
 def _windows_valid(t: dict[str, pd.DataFrame]) -> list[dict]:
-    from dagster_project.lib.submissions import STAGES
-
     w = t["submission_windows"]
     out = [{"year": int(r.year), "stage": r.stage, "detail": "unknown stage"} for r in w.itertuples()
            if r.stage not in STAGES]

@@ -21,6 +21,7 @@ from dagster_project.lib.framework import (
     predikat_consistency,
 )
 from dagster_project.lib.registry import Registry
+from dagster_project.lib.values import whole_numbers
 
 # Published header -> lake column. Every published column is kept.
 RELEASE_COLUMNS = {
@@ -80,13 +81,13 @@ def normalize_release(raw: pd.DataFrame, release_year: int, registry: Registry) 
 
     unparseable: list[list[str]] = [[] for _ in range(len(df))]
     for col in ("year", *NUMERIC_COLUMNS):
-        numbers = pd.to_numeric(df[col], errors="coerce")
         if col == "year":  # 2024.5 or 1e30 is not a year
-            numbers = numbers.where((numbers % 1 == 0) & numbers.abs().lt(10_000))
-        for i in (df[col].notna() & numbers.isna()).to_numpy().nonzero()[0]:
+            df[col], bad = whole_numbers(df[col], 10_000)
+        else:
+            numbers = pd.to_numeric(df[col], errors="coerce")
+            bad, df[col] = df[col].notna() & numbers.isna(), numbers
+        for i in bad.to_numpy().nonzero()[0]:
             unparseable[i].append(col)
-        df[col] = numbers
-    df["year"] = df["year"].astype("Int64")
     df["unparseable_values"] = [", ".join(u) or None for u in unparseable]
     df["missing_values"] = [
         ", ".join(c for c in NUMERIC_COLUMNS if pd.isna(row[c])) or None for _, row in df.iterrows()

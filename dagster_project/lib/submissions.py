@@ -23,6 +23,7 @@ import pandas as pd
 
 from dagster_project.lib.framework import framework_for_year, indicators
 from dagster_project.lib.registry import Registry
+from dagster_project.lib.values import whole_numbers
 from dagster_project.paths import REFERENCE_DIR
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -60,7 +61,6 @@ class SubmissionFormatError(ValueError):
 class ParsedFile:
     rows: pd.DataFrame  # text cells under contract column names
     meta: dict[str, Any]  # JSON "meta", ignored columns, sheet name
-    file_type: str
 
 
 def file_type_of(file_name: str) -> str | None:
@@ -98,7 +98,7 @@ def read_submission(content: bytes, file_name: str) -> ParsedFile:
     # An optional column that is absent is empty text, like an empty cell.
     frame = pd.DataFrame(table, dtype="str").reindex(columns=list(CONTRACT_COLUMNS), fill_value="")
     ignored = [h for h, c in zip(header, columns, strict=True) if c not in CONTRACT_COLUMNS]
-    return ParsedFile(frame, {**meta, "ignored_columns": ignored} if ignored else meta, kind)
+    return ParsedFile(frame, {**meta, "ignored_columns": ignored} if ignored else meta)
 
 
 def _code_text(value: Any) -> Any:
@@ -278,13 +278,6 @@ def is_late(year: int | None, stage: str | None, submitted: datetime | None) -> 
     return submitted.astimezone(JAKARTA).date() > window.closes
 
 
-def _integers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Whole numbers, and a mask of cells that held something else ("3.5", "tiga")."""
-    numbers = pd.to_numeric(series, errors="coerce")
-    whole = numbers.where((numbers % 1 == 0) & numbers.abs().lt(1e9))
-    return whole.astype("Int64"), series.notna() & series.ne("") & whole.isna()
-
-
 def _timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """ISO 8601 instants in UTC (Asia/Jakarta when the text has no offset), and a mask of unreadable cells."""
     parsed = []
@@ -309,7 +302,7 @@ def normalize_submission(raw: pd.DataFrame, registry: Registry, received_at: dat
     df.insert(0, "row_number", range(1, len(df) + 1))  # data row, header excluded
     unparseable: dict[str, pd.Series] = {}
     for col in ("year", "indicator", "level"):
-        df[col], unparseable[col] = _integers(df[col])
+        df[col], unparseable[col] = whole_numbers(df[col], 1e9)
     df["submitted_at"], unparseable["submitted_at"] = _timestamps(df["submitted_at"])
     df["unparseable_values"] = [
         ", ".join(c for c, mask in unparseable.items() if mask.iloc[i]) or None for i in range(len(df))]
