@@ -52,6 +52,25 @@ def _run_log(paths: DataPaths, name: str):
         yield log_path
 
 
+def _tags() -> dict[str, str]:
+    from dagster_project.defs.recovery import runner_tags
+
+    return runner_tags()
+
+
+@contextlib.contextmanager
+def _instance():
+    """The Dagster instance of DAGSTER_HOME, after failing the runs of `spbe` processes that were killed."""
+    import dagster as dg
+
+    from dagster_project.defs.recovery import fail_abandoned_runs
+
+    with dg.DagsterInstance.get() as instance:
+        for run_id in fail_abandoned_runs(instance):
+            print(f"run {run_id} was left unfinished by a process that died: marked failed", file=sys.stderr)
+        yield instance
+
+
 def _failed_checks(result) -> list[str]:
     return [f"{e.asset_key.to_user_string()}:{e.check_name} - {e.description or 'failed'}"
             for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
@@ -75,13 +94,12 @@ def build(args: argparse.Namespace) -> int:
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
         return summary(args)
 
-    import dagster as dg
 
     from dagster_project.defs.automation import INGEST_JOB
     from dagster_project.defs.releases import release_years
 
     definitions = _definitions(paths)
-    with dg.DagsterInstance.get() as instance:
+    with _instance() as instance:
         years = [str(e.year) for e in pending]
         unknown = sorted(set(years) - set(instance.get_dynamic_partitions(release_years.name)))
         if unknown:
@@ -91,7 +109,7 @@ def build(args: argparse.Namespace) -> int:
         for year in years:  # every year lands on its own: a bad one does not hold back the others
             with _run_log(paths, f"ingest_{year}") as log_path:
                 result = ingest.execute_in_process(partition_key=year, instance=instance, run_config=QUIET_RUN,
-                                                   raise_on_error=False)
+                                                   tags=_tags(), raise_on_error=False)
             blocked = _failed_checks(result)
             if not result.success or blocked:
                 rejected.append(year)
@@ -131,7 +149,7 @@ def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]
     before = len(read_ingest_log(paths.ingest_log))
     with _run_log(paths, "ingest_submissions"):
         result = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
-            instance=instance, run_config=config, raise_on_error=False)
+            instance=instance, run_config=config, raise_on_error=False, tags=_tags())
     landed = read_ingest_log(paths.ingest_log)[before:]
     for line in landed:
         print(f"{line['original_name']}: {line['status']}, {line['rows']} rows - {line['reason']}")
@@ -158,7 +176,7 @@ def _build_warehouse(paths: DataPaths, definitions, instance) -> bool:
 
     with _run_log(paths, "build_warehouse") as log_path:
         result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
-            instance=instance, run_config=QUIET_RUN, raise_on_error=False)
+            instance=instance, run_config=QUIET_RUN, raise_on_error=False, tags=_tags())
     if result.success:
         return True
     print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:", file=sys.stderr)
@@ -173,7 +191,6 @@ def _build_warehouse(paths: DataPaths, definitions, instance) -> bool:
 
 def ingest(args: argparse.Namespace) -> int:
     paths = _prepare_environment()
-    import dagster as dg
 
     files = [Path(f) for f in args.files]
     missing = [str(f) for f in files if not f.is_file()]
@@ -181,7 +198,7 @@ def ingest(args: argparse.Namespace) -> int:
         print(f"not a file: {', '.join(missing)}", file=sys.stderr)
         return 2
     definitions = _definitions(paths)
-    with dg.DagsterInstance.get() as instance:
+    with _instance() as instance:
         landed = _land_submissions(paths, definitions, instance, files)
         if not args.no_build and not _build_warehouse(paths, definitions, instance):
             return 1

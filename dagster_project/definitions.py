@@ -9,6 +9,7 @@ from dagster_project.defs.automation import (
     warehouse_automation,
 )
 from dagster_project.defs.publish import build_publish_asset
+from dagster_project.defs.recovery import abandoned_runs_sensor
 from dagster_project.defs.reference import reference_tables
 from dagster_project.defs.releases import ingest_log, official_release, release_source_sensor
 from dagster_project.defs.resources import ReleaseSourceResource, dbt_resource, executor_from_env
@@ -24,7 +25,7 @@ def defs() -> dg.Definitions:
         assets=[reference_tables, official_release, ingest_log, submission_files, warehouse_dbt_assets(),
                 build_publish_asset(), window_completeness_report],
         jobs=[ingest_release_job, ingest_submissions_job, build_warehouse_job],
-        sensors=[release_source_sensor, inbox_sensor, warehouse_automation],
+        sensors=[release_source_sensor, inbox_sensor, warehouse_automation, abandoned_runs_sensor],
         schedules=[submission_window_schedule],
         executor=executor_from_env(),
         resources={

@@ -17,6 +17,7 @@ class Reply:
     drop_connection: bool = False  # close the socket without answering (connection reset)
     declared_length: int | None = None  # a Content-Length larger than the body: a truncated download
     chunk_delay: float = 0.0  # seconds between 8 slices of the body: a server that trickles
+    delay: float = 0.0  # seconds of silence before the answer: a server that times out
 
 
 Route = Callable[[BaseHTTPRequestHandler], Reply]
@@ -34,6 +35,7 @@ class LocalServer:
                 server.hits[path] += 1
                 route = server.routes.get(path)
                 reply = route(self) if route else Reply(404, b"not found")
+                time.sleep(reply.delay)
                 if reply.drop_connection:
                     self.close_connection = True
                     self.connection.close()
@@ -57,7 +59,11 @@ class LocalServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that gave up (timeout, size limit) is the point of the test, not a server error
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

@@ -131,7 +131,7 @@ def test_failed_publish_leaves_the_published_file_byte_identical(copy_of_built, 
         publish_marts(paths.warehouse / build_db, paths.published_db, paths.published_manifest, "doomed",
                       ["dim_institution", "fct_index", "no_such_mart"], {}, "fp")
     assert digest(paths.published_db) == before
-    assert [p.name for p in paths.warehouse.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in paths.warehouse.iterdir() if p.name.startswith(".")] == [".spbe.duckdb.lock"]
 
 
 def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_path):

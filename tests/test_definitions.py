@@ -70,7 +70,8 @@ def test_marts_rebuild_when_a_release_lands_unless_a_blocking_check_failed():
 
 def test_sensors_and_jobs():
     d = defs()
-    assert {s.name for s in d.sensors} == {"release_source_sensor", "inbox_sensor", "warehouse_automation"}
+    assert {s.name for s in d.sensors} == {"release_source_sensor", "inbox_sensor", "warehouse_automation",
+                                         "abandoned_runs_sensor"}
     assert {j.name for j in d.jobs} == {"ingest_release", "ingest_submissions", "build_warehouse"}
 
 

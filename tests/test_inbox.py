@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -11,7 +13,7 @@ import pytest
 
 from dagster_project import cli
 from dagster_project.defs.submissions import SUITE_CHECK, inbox_sensor
-from dagster_project.lib.inbox import inbox_path, pending_files
+from dagster_project.lib.inbox import claim, inbox_path, pending_files
 from dagster_project.lib.samples import bundled_samples, generate, published_domains
 from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 from tests.conftest import land_files
@@ -167,8 +169,6 @@ def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse
 
 
 def test_a_claimed_file_leaves_a_newer_upload_with_the_same_name_alone(data_dir):
-    from dagster_project.lib.inbox import claim
-
     drop(data_dir.inbox, "sumedang.csv", b"version 1")
     claimed = claim(data_dir.inbox, "sumedang.csv")
     drop(data_dir.inbox, "sumedang.csv", b"version 2")  # the sync job writes again while the run works
@@ -199,3 +199,27 @@ def test_odd_but_legal_names_are_landed(data_dir, tmp_path):
     names = [f.name for f in pending_files(data_dir.inbox)]
     assert names == ["a\\laporan.json", "laporan_\ufffd.json"]  # renamed to readable UTF-8, nothing lost
     assert land_submission(data_dir, data_dir.inbox / names[0], names[0]).status == "loaded"
+
+
+def test_a_file_claimed_by_a_process_that_died_goes_back_to_the_inbox(data_dir):
+    drop(data_dir.inbox, "sumedang.csv", b"version 1")
+    claimer = "from dagster_project.lib.inbox import claim; import sys; claim(Path(sys.argv[1]), 'sumedang.csv')"
+    subprocess.run([sys.executable, "-c", "from pathlib import Path; " + claimer, str(data_dir.inbox)], check=True)
+    (claimed,) = (data_dir.inbox / ".processing").rglob("*__sumedang.csv")  # the claimer exited without landing it
+    drop(data_dir.inbox, "busy.csv", b"mine")
+    mine = claim(data_dir.inbox, "busy.csv")  # a live process's claim is left alone
+    os.utime(claimed, (time.time() - 60, time.time() - 60))
+    assert [f.name for f in pending_files(data_dir.inbox)] == ["sumedang.csv"]
+    assert (data_dir.inbox / "sumedang.csv").read_bytes() == b"version 1" and mine.exists()
+
+
+def test_owners_are_gone_only_when_certainly_dead():
+    from dagster_project.lib.processes import owner_is_gone, owner_of
+
+    finished = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    owner = owner_of(finished.pid)
+    assert not owner_is_gone(owner) and not owner_is_gone(owner_of())
+    finished.wait()
+    assert owner_is_gone(owner)
+    assert owner_is_gone(owner_of().rsplit(":", 1)[0] + ":1")  # a live pid with another start time: recycled
+    assert not owner_is_gone("another-host:1:1") and not owner_is_gone("garbage")

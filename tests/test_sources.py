@@ -31,7 +31,7 @@ def server():
 
 def http_cfg(server, **kw) -> SourceConfig:
     return SourceConfig(kind="http", location=f"{server.url}/manifest.json", retries=2, backoff_seconds=0.01,
-                        timeout_seconds=5, **kw)
+                        **{"timeout_seconds": 5, **kw})
 
 
 def fetch(server, data_dir, cfg=None):
@@ -75,6 +75,23 @@ def test_server_errors_and_resets_are_retried_then_succeed(server, data_dir):
         static(BODY), [Reply(503, b"busy"), Reply(drop_connection=True)])
     assert fetch(server, data_dir).sha256 == SHA
     assert server.hits["/files/hasil_2024.csv"] == 3
+
+
+def test_a_server_that_answers_too_late_is_retried_then_loads_once(server, data_dir):
+    server.routes["/manifest.json"] = static(manifest(), content_type="application/json")
+    server.routes["/files/hasil_2024.csv"] = failing_then(static(BODY), [Reply(200, BODY, delay=1.5)])
+    got = fetch(server, data_dir, http_cfg(server, timeout_seconds=0.3))
+    assert got.sha256 == SHA and server.hits["/files/hasil_2024.csv"] == 2
+    assert [p.name for p in data_dir.archive.iterdir()] == [f"{SHA}.csv"]
+
+
+def test_a_server_that_never_answers_in_time_loads_nothing(server, data_dir):
+    server.routes["/manifest.json"] = static(manifest(), content_type="application/json")
+    server.routes["/files/hasil_2024.csv"] = lambda req: Reply(200, BODY, delay=1.0)
+    with pytest.raises(ReleaseSourceError, match="Timeout|timed out"):
+        fetch(server, data_dir, http_cfg(server, timeout_seconds=0.2))
+    assert server.hits["/files/hasil_2024.csv"] == 3  # the first try and 2 retries
+    assert list(data_dir.archive.iterdir()) == []
 
 
 def test_persistent_server_errors_fail_and_land_nothing(server, data_dir):

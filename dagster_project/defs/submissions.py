@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
-from dagster_project.lib.inbox import InboxFile, claim, pending_files
+from dagster_project.lib.inbox import InboxFile, claim, pending_files, unclaim
 from dagster_project.lib.ingest import land_submission
 from dagster_project.paths import data_paths
 
@@ -46,8 +46,13 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
         try:
             result = land_submission(paths, claimed, name)
         except Exception as e:  # one file's trouble (disk, permissions) must not stop the others
-            context.log.error(f"{name}: could not be landed, left in {claimed.parent}: {e}")
-            failed.append(name)
+            try:
+                where = unclaim(paths.inbox, claimed).parent
+            except OSError:
+                where = claimed.parent  # the next look at the inbox returns it, once this process is gone
+            context.log.error(f"{name}: could not be landed, kept in {where} for a retry: "
+                              f"{e.__class__.__name__}: {e}")
+            failed.append(f"{name} ({e.__class__.__name__}: {e})")
             continue
         claimed.unlink(missing_ok=True)  # archived first, so leaving the inbox loses nothing
         context.log.info(f"{name}: {result.status}, {result.rows} rows - {result.reason}")

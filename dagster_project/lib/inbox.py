@@ -3,11 +3,14 @@
 Names come from outside, so they are only ever looked up inside the inbox folder: a name with a path
 separator, a leading dot or a parent reference is refused, never joined into a path. A run first *claims*
 a file by renaming it into ``.processing/``: a newer upload under the same name then waits in the inbox
-for its own run instead of being deleted unread.
+for its own run instead of being deleted unread. Claims live in a folder named for the claiming process
+(``.processing/<host:pid:start>/``): when that process is gone (killed, crashed), the next look returns its
+files to the inbox, so a killed run never strands a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -15,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster_project.lib.archive import file_sha256
+from dagster_project.lib.processes import owner_is_gone, owner_of
 
 SETTLE_SECONDS = 2.0  # a file still being copied in is left for the next look
 PROCESSING = ".processing"
-ORPHAN_SECONDS = 3600  # a claim this old belongs to a run that died: the file goes back to the inbox
+ORPHAN_SECONDS = 3600  # a claim of unknown owner this old belongs to a run that died
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,19 @@ def inbox_path(inbox: Path, name: str) -> Path:
 def claim(inbox: Path, name: str) -> Path:
     """Move an inbox file aside for this run; what arrives under its name afterwards stays for the next."""
     source = inbox_path(inbox, name)
-    target = inbox / PROCESSING / f"{uuid.uuid4().hex}__{name}"
-    target.parent.mkdir(exist_ok=True)
+    target = inbox / PROCESSING / owner_of() / f"{uuid.uuid4().hex}__{name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
+    return target
+
+
+def unclaim(inbox: Path, claimed: Path) -> Path:
+    """Put a claimed file back in the inbox under its name (or a prefixed one if a newer upload took it)."""
+    uid, _, name = claimed.name.partition("__")
+    target = inbox / name
+    if target.exists():
+        target = inbox / f"{uid[:8]}-{name}"
+    os.replace(claimed, target)
     return target
 
 
@@ -63,14 +77,19 @@ def _readable_name(entry: Path) -> Path:
 
 
 def _return_orphans(inbox: Path, now: float) -> None:
+    """Claims whose process is gone go back to the inbox; so do claims of unknown owner older than an hour."""
     folder = inbox / PROCESSING
     if not folder.is_dir():
         return
     for entry in folder.iterdir():
-        if entry.is_file() and now - entry.stat().st_mtime > ORPHAN_SECONDS and "__" in entry.name:
-            name = entry.name.split("__", 1)[1]
-            target = inbox / name if not (inbox / name).exists() else inbox / f"{entry.name.split('__')[0][:8]}-{name}"
-            os.replace(entry, target)
+        if entry.is_dir() and owner_is_gone(entry.name):
+            for claimed in entry.iterdir():
+                if claimed.is_file() and "__" in claimed.name:
+                    unclaim(inbox, claimed)
+            with contextlib.suppress(OSError):
+                entry.rmdir()
+        elif entry.is_file() and "__" in entry.name and now - entry.stat().st_mtime > ORPHAN_SECONDS:
+            unclaim(inbox, entry)
 
 
 def pending_files(inbox: Path, known: dict[str, InboxFile] | None = None, now: float | None = None) -> list[InboxFile]:

@@ -6,6 +6,7 @@ the new file whole. A run that fails before the rename leaves the published file
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -95,6 +96,45 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
     return out
 
 
+def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], inputs: dict[str, str],
+                 fingerprint: str) -> dict[str, Any]:
+    """A new DuckDB file with the named marts and a publish_manifest table; returns the manifest."""
+    con = duckdb.connect(str(target))
+    try:
+        if not tables:
+            raise ValueError("no mart tables to publish")
+        con.execute(f"attach {_literal(str(build_db))} as build (read_only)")
+        for t in tables:
+            con.execute(f"create table main.{_ident(t)} as select * from build.main.{_ident(t)} order by all")  # noqa: S608
+        con.execute("detach build")
+        manifest = {
+            "run_id": run_id,
+            "published_at": utc_now(),
+            "code_version": code_version(),
+            "duckdb_version": duckdb.__version__,
+            "build_fingerprint": fingerprint,
+            "inputs": dict(sorted(inputs.items())),
+            "tables": table_checksums(con, tables),
+        }
+        con.execute(f"create table {MANIFEST_TABLE} (key varchar, value json)")
+        con.executemany(f"insert into {MANIFEST_TABLE} values (?, ?)",  # noqa: S608
+                        [(k, json.dumps(v)) for k, v in manifest.items()])
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    with open(target, "rb+") as f:
+        os.fsync(f.fileno())
+    return manifest
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_id: str, tables: list[str],
                   inputs: dict[str, str], fingerprint: str) -> PublishResult:
     """Copy the named mart tables of the build database into a new file and swap it in.
@@ -102,42 +142,18 @@ def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_i
     Only the marts dbt knows now are copied: a mart removed from the project may linger in build.duckdb
     (dbt never drops it), and must not be published with stale data.
     """
-    tmp = published_db.with_name(f".{published_db.name}.{run_id}.partial")
-    tmp.unlink(missing_ok=True)
-    try:
-        con = duckdb.connect(str(tmp))
+    with open(published_db.with_name(f".{published_db.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher at a time; the kernel releases it if the process dies
+        # Holding the lock, a partial file left here belongs to a publish that was killed: clear it.
+        for stale in published_db.parent.glob(f".{published_db.name}.*.partial*"):
+            stale.unlink(missing_ok=True)
+        tmp = published_db.with_name(f".{published_db.name}.{run_id}.partial")
         try:
-            if not tables:
-                raise ValueError("no mart tables to publish")
-            con.execute(f"attach {_literal(str(build_db))} as build (read_only)")
-            for t in tables:
-                con.execute(f"create table main.{_ident(t)} as select * from build.main.{_ident(t)} order by all")  # noqa: S608
-            con.execute("detach build")
-            manifest = {
-                "run_id": run_id,
-                "published_at": utc_now(),
-                "code_version": code_version(),
-                "duckdb_version": duckdb.__version__,
-                "build_fingerprint": fingerprint,
-                "inputs": dict(sorted(inputs.items())),
-                "tables": table_checksums(con, tables),
-            }
-            con.execute(f"create table {MANIFEST_TABLE} (key varchar, value json)")
-            con.executemany(f"insert into {MANIFEST_TABLE} values (?, ?)",  # noqa: S608
-                            [(k, json.dumps(v)) for k, v in manifest.items()])
-            con.execute("checkpoint")
+            manifest = _write_marts(build_db, tmp, run_id, tables, inputs, fingerprint)
+            os.replace(tmp, published_db)
+            _fsync_dir(published_db.parent)
         finally:
-            con.close()
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, published_db)
-        dir_fd = os.open(published_db.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}.wal").unlink(missing_ok=True)
-    write_atomically(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+        write_atomically(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
     return PublishResult(published_db, manifest)

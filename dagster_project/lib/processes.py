@@ -1,0 +1,40 @@
+"""Who owns a piece of work, and whether that owner still lives.
+
+A run killed with SIGKILL cannot clean up after itself: its inbox claims stay in ``.processing`` and its
+Dagster run stays "started", holding the ``duckdb`` pool slot. Work is therefore stamped with an owner
+(host, pid and the process's start time, so that a recycled pid is not mistaken for the owner) and
+whoever comes next can tell an abandoned claim from a busy one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None if it is gone."""
+    try:
+        stat = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()  # noqa: SIM115
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_of(pid: int | None = None) -> str:
+    """``host:pid:start`` of a process (this one by default)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '?'}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True only when the owner certainly died: same host, and its pid is free or now another process.
+
+    An owner on another host, or one written in an unknown format, is never declared dead.
+    """
+    host, _, rest = owner.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or not start:
+        return False
+    now = _start_time(int(pid))
+    return now is None or (start != "?" and now != start)
