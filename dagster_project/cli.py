@@ -38,8 +38,9 @@ def _prepare_environment() -> DataPaths:
     return paths
 
 
-# Runs started by the CLI log warnings and errors only; the Dagster UI has the full event log.
-QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Runs started by the CLI print no Dagster log: the CLI says what failed in a line each, and the Dagster UI
+# (same DAGSTER_HOME) has the full event log with stack traces.
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @contextlib.contextmanager
@@ -74,6 +75,19 @@ def _instance():
 def _failed_checks(result) -> list[str]:
     return [f"{e.asset_key.to_user_string()}:{e.check_name} - {e.description or 'failed'}"
             for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
+
+
+def _failed_steps(result) -> list[str]:
+    """Per failed step, the message of the error's root cause (the OSError, the dbt summary), no stack trace."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error
+            while error.cause is not None:
+                error = error.cause
+            message = error.message.strip().removeprefix("dagster._core.definitions.events.Failure: ")
+            lines.append(f"step {event.step_key}: {message[:2000]}")
+    return lines
 
 
 def build(args: argparse.Namespace) -> int:
@@ -122,12 +136,11 @@ def build(args: argparse.Namespace) -> int:
             print(f"nothing rebuilt: the published warehouse is unchanged until release(s) {', '.join(rejected)} "
                   "are fixed (or removed from the source)", file=sys.stderr)
             return 1
-        if samples:
-            _land_submissions(paths, definitions, instance, samples)
+        samples_landed = not samples or _land_submissions(paths, definitions, instance, samples)[1]
         if not _build_warehouse(paths, definitions, instance):
             return 1
     print(f"built and published in {time.monotonic() - started:.1f} s")
-    return summary(args)
+    return summary(args) if samples_landed else 1
 
 
 def _definitions(paths: DataPaths):
@@ -139,8 +152,9 @@ def _definitions(paths: DataPaths):
     return defs()
 
 
-def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]) -> list[dict]:
-    """Copy files into the inbox and run the inbox sensor's job on them; returns their ingest-log lines."""
+def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]) -> tuple[list[dict], bool]:
+    """Copy files into the inbox and run the inbox sensor's job on them; returns their ingest-log lines, and
+    whether every file was landed (loaded, duplicate or quarantined)."""
     from dagster_project.defs.automation import SUBMISSIONS_JOB
     from dagster_project.lib.archive import read_ingest_log
 
@@ -154,9 +168,11 @@ def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]
     for line in landed:
         print(f"{line['original_name']}: {line['status']}, {line['rows']} rows - {line['reason']}")
     if not result.success:
-        print(f"landing the submissions failed (run {result.run_id}); files not landed stay in {paths.inbox}",
+        print(f"landing the submissions failed (run {result.run_id}); files not landed stay in {paths.inbox}:",
               file=sys.stderr)
-    return landed
+        for line in _failed_steps(result):
+            print(f"  {line}", file=sys.stderr)
+    return landed, result.success
 
 
 def _copy_into_inbox(inbox: Path, source: Path) -> str:
@@ -182,10 +198,8 @@ def _build_warehouse(paths: DataPaths, definitions, instance) -> bool:
     print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:", file=sys.stderr)
     for line in _failed_checks(result):
         print(f"  {line}", file=sys.stderr)
-    for event in result.all_events:
-        if event.is_step_failure:
-            print(f"  step {event.step_key}: {event.event_specific_data.error.message.strip()[:500]}",
-                  file=sys.stderr)
+    for line in _failed_steps(result):
+        print(f"  {line}", file=sys.stderr)
     return False
 
 
@@ -199,7 +213,10 @@ def ingest(args: argparse.Namespace) -> int:
         return 2
     definitions = _definitions(paths)
     with _instance() as instance:
-        landed = _land_submissions(paths, definitions, instance, files)
+        landed, all_landed = _land_submissions(paths, definitions, instance, files)
+        if not all_landed:
+            print("nothing rebuilt: fix the cause above and run again", file=sys.stderr)
+            return 1
         if not args.no_build and not _build_warehouse(paths, definitions, instance):
             return 1
     if not args.no_build:

@@ -78,9 +78,25 @@ def warehouse_dbt_assets() -> dg.AssetsDefinition:
     )
     def warehouse_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         """dbt build: seeds, staging, intermediate and marts with their tests, into build.duckdb."""
-        yield from dbt.cli(["build"], context=context).stream()
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        yield from invocation.stream()
+        if not invocation.is_successful():
+            raise dg.Failure(dbt_failure_summary(invocation), metadata={"dbt_log": str(invocation.target_path)})
 
     return warehouse_dbt
+
+
+def dbt_failure_summary(invocation) -> str:
+    """What failed in a dbt build, a line per node with dbt's own message (the disk error, the failing test)."""
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except (OSError, ValueError, KeyError):
+        results = []
+    lines = [f"{r['unique_id']}: {r['status']} - {' '.join(str(r.get('message') or '').split())[:300]}"
+             for r in results if r.get("status") in ("error", "fail", "runtime error")]
+    if not lines:
+        lines = [str(invocation.get_error() or "dbt exited with an error")[:1000]]
+    return f"dbt build failed ({len(lines)} node(s)):\n" + "\n".join(lines[:20])
 
 
 def mart_keys() -> list[dg.AssetKey]:
