@@ -69,6 +69,29 @@ def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untou
     assert log[-1]["status"] == "quarantined" and log[-1]["sha256"] == bad_sha
 
 
+def test_a_failed_release_check_shows_the_rule_and_rows_in_dagster(copy_of_built, tmp_path, monkeypatch):
+    from dagster_project.defs.automation import INGEST_JOB
+
+    folder, _ = release_folder_with(
+        tmp_path, 2024, lambda text: text.replace("Kementerian Pertanian", "Kementerian Urusan Fiktif", 1))
+    monkeypatch.setenv("SPBE_RELEASE_SOURCE", str(folder))
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("release_year", ["2024"])
+        result = defs().resolve_job_def(INGEST_JOB).execute_in_process(
+            partition_key="2024", instance=instance, raise_on_error=False)
+        (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "official_results_suite"]
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        assert "institution_id" in check.description
+        (rule,) = [r for r in check.metadata["failing_rows"].value if r["column"] == "institution_id"]
+        assert rule["unexpected_count"] == 1
+        assert rule["sample_rows"][0]["institution_name"] == "Kementerian Urusan Fiktif"
+        assert "institution_id" in check.metadata["summary"].value
+        # The same evaluation is stored for the UI's asset check page.
+        (stored,) = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("official_release"), "official_results_suite"), limit=1)
+        assert stored.status.value == "FAILED"
+
+
 def test_failing_dbt_test_blocks_publish(copy_of_built):
     paths = copy_of_built
     before = digest(paths.published_db)
@@ -87,8 +110,14 @@ def test_failing_dbt_test_blocks_publish(copy_of_built):
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
-    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-    assert any(name.startswith("unique_combination_int_official_results_current") for name in failed)
+    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    (rule,) = [name for name in failed if name.startswith("unique_combination_int_official_results_current")]
+    # The UI shows which rule failed on which rows: the duplicated institutions, twice each.
+    rows = failed[rule].metadata["failing_rows"].value
+    assert len(rows) == 10 and {r["n_rows"] for r in rows} == {"2"} and all(r["institution_id"] for r in rows)
+    assert failed[rule].metadata["dagster_dbt/failed_row_count"].value == 1230 // 2
+    step_failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error
+    assert "dbt build failed" in step_failure.message and f"test {rule}: fail" in step_failure.message
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "published_warehouse" not in materialized and "fct_index" not in materialized
     assert digest(paths.published_db) == before

@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -16,10 +17,11 @@ from dagster_dbt import (
     get_asset_key_for_model,
 )
 
-from dagster_project.paths import DBT_PROJECT_DIR
+from dagster_project.paths import DBT_PROJECT_DIR, data_paths
 
 DUCKDB_POOL = "duckdb"  # every DuckDB writer shares one pool of size 1 (dagster.yaml)
 REFERENCE_KEY = dg.AssetKey("reference_tables")
+FAILING_ROWS_SHOWN = 10
 # Written by landing, not by a materialization of their own: they may legitimately look "missing".
 LANDED_KEYS = (dg.AssetKey("official_release"), dg.AssetKey("ingest_log"), dg.AssetKey("submission_files"))
 
@@ -79,11 +81,50 @@ def warehouse_dbt_assets() -> dg.AssetsDefinition:
     def warehouse_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         """dbt build: seeds, staging, intermediate and marts with their tests, into build.duckdb."""
         invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-        yield from invocation.stream()
+        failed_checks = []
+        for event in invocation.stream():
+            if isinstance(event, dg.AssetCheckResult) and not event.passed:
+                failed_checks.append(event)  # shown with its rows once dbt has let go of build.duckdb
+            else:
+                yield event
+        yield from with_failing_rows(failed_checks, invocation)
         if not invocation.is_successful():
             raise dg.Failure(dbt_failure_summary(invocation), metadata={"dbt_log": str(invocation.target_path)})
 
     return warehouse_dbt
+
+
+def with_failing_rows(checks: list[dg.AssetCheckResult], invocation) -> list[dg.AssetCheckResult]:
+    """Failed dbt tests with up to FAILING_ROWS_SHOWN of their failing rows (from the store_failures views)."""
+    if not checks:
+        return []
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except (OSError, ValueError, KeyError):
+        results = []
+    relations = {r["unique_id"]: r.get("relation_name") for r in results}
+    out = []
+    with duckdb.connect(str(data_paths().build_db), read_only=True) as con:
+        for check in checks:
+            unique_id = check.metadata.get("unique_id")
+            relation = relations.get(getattr(unique_id, "value", unique_id))
+            rows: list[dict] = []
+            if relation:
+                cursor = con.execute(f"select * from {relation} limit {FAILING_ROWS_SHOWN}")  # noqa: S608 (dbt's name)
+                names = [d[0] for d in cursor.description]
+                rows = [{n: str(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+            out.append(check._replace(metadata={
+                **check.metadata,
+                "failing_rows": dg.MetadataValue.json(rows),
+                "failing_rows_relation": dg.MetadataValue.text(relation or "not stored"),
+            }))
+    return out
+
+
+def _node_label(unique_id: str) -> str:
+    """'test.spbe_monitor.<name>.<hash>' -> 'test <name>', the name the UI shows for the check."""
+    parts = unique_id.split(".")
+    return f"{parts[0]} {parts[2]}" if len(parts) >= 3 else unique_id
 
 
 def dbt_failure_summary(invocation) -> str:
@@ -92,7 +133,7 @@ def dbt_failure_summary(invocation) -> str:
         results = invocation.get_artifact("run_results.json")["results"]
     except (OSError, ValueError, KeyError):
         results = []
-    lines = [f"{r['unique_id']}: {r['status']} - {' '.join(str(r.get('message') or '').split())[:300]}"
+    lines = [f"{_node_label(r['unique_id'])}: {r['status']} - {' '.join(str(r.get('message') or '').split())[:300]}"
              for r in results if r.get("status") in ("error", "fail", "runtime error")]
     if not lines:
         lines = [str(invocation.get_error() or "dbt exited with an error")[:1000]]
