@@ -97,6 +97,15 @@ def built_warehouse(isolated_environment):
 
 
 @pytest.fixture
+def copy_of_built(built_warehouse, tmp_path, monkeypatch) -> DataPaths:
+    """The built data dir, copied, so a test can break it without touching the shared one."""
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(built_warehouse[0].root, paths.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    return paths
+
+
+@pytest.fixture
 def published(built_warehouse):
     import duckdb
 

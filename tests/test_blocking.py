@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import shutil
 
 import dagster as dg
 import duckdb
@@ -13,20 +12,11 @@ from dagster_project.definitions import defs
 from dagster_project.defs.automation import BUILD_JOB
 from dagster_project.lib.archive import append_ingest_log, read_ingest_log
 from dagster_project.lib.publish import publish_marts
-from dagster_project.paths import BUNDLED_RELEASES_DIR, DataPaths
+from dagster_project.paths import BUNDLED_RELEASES_DIR
 
 
 def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def copy_of_built(built_warehouse, tmp_path, monkeypatch) -> DataPaths:
-    """The built data dir, copied, so a test can break it without touching the shared one."""
-    paths = DataPaths(tmp_path / "data")
-    shutil.copytree(built_warehouse[0].root, paths.root)
-    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
-    return paths
 
 
 def release_folder_with(tmp_path, year: int, edit) -> tuple:

@@ -58,3 +58,29 @@ def test_every_bad_input_gets_its_outcome_and_the_good_file_lands(data_dir, tmp_
     lake = list(data_dir.lake.glob("submissions/*/*.parquet"))
     assert len(lake) == 1 + sum(s == "loaded" for _, s, _ in cases().values())
     assert [p for p in data_dir.inbox.rglob("*") if p.is_file()] == []
+
+
+def test_rejected_files_never_change_the_marts(copy_of_built, tmp_path):
+    from dagster_project.definitions import defs
+    from dagster_project.defs.automation import BUILD_JOB
+
+    paths = copy_of_built
+    before = json.loads(paths.published_manifest.read_text())["tables"]
+    folder = tmp_path / "rejected"
+    folder.mkdir()
+    for name, (content, status, _) in cases().items():
+        if status == "quarantined":
+            (folder / name).write_bytes(content)
+    files = sorted(folder.iterdir())
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert land_files(instance, files).success
+        assert defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
+
+    statuses = {line["original_name"]: line["status"] for line in read_ingest_log(paths.ingest_log)}
+    assert {statuses[f.name] for f in files} == {"quarantined"} and len(files) >= 39
+    after = json.loads(paths.published_manifest.read_text())["tables"]
+    changed = {t for t in before if before[t] != after[t]}
+    # Only the marts about arrivals record a rejection (the audit trail, and "quarantined" in the window
+    # report for institutions whose file was readable enough to name them); no data mart moves.
+    assert changed <= {"fct_ingest_log", "fct_window_completeness"} and "fct_ingest_log" in changed
+    assert after["fct_ingest_log"]["rows"] == before["fct_ingest_log"]["rows"] + len(files)

@@ -1,23 +1,30 @@
 """Promise: readers are never broken by writers. A separate process queries the published file in a loop
-while full publishes replace it; every query succeeds and every answer comes from one version."""
+while a real rebuild (dbt build and publish, through Dagster) and then rapid publishes replace it; every
+query succeeds and every answer comes from one version."""
 
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
+import dagster as dg
+import duckdb
+
+from dagster_project.definitions import defs
+from dagster_project.defs.automation import BUILD_JOB
 from dagster_project.lib.publish import publish_marts
 from dagster_project.paths import DataPaths
 
-QUERIES = 300
+MIN_QUERIES = 300
 
 READER = textwrap.dedent("""
-    import json, sys, time
+    import json, os, sys, time
     import duckdb
-    path, n = sys.argv[1], int(sys.argv[2])
+    path, stop, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     answers, errors = [], []
-    for _ in range(n):
+    while len(answers) + len(errors) < n or not os.path.exists(stop):
         try:
             con = duckdb.connect(path, read_only=True)
             # One statement reads the version stamp and the data: both must come from the same file.
@@ -28,37 +35,53 @@ READER = textwrap.dedent("""
             answers.append([row[0], row[1], round(row[2], 6)])
         except Exception as e:
             errors.append(repr(e))
+        time.sleep(0.005)
     print(json.dumps({"answers": answers, "errors": errors}))
 """)
 
 
-def test_readers_see_whole_versions_while_publishes_run(built_warehouse, tmp_path):
+def test_readers_see_whole_versions_while_rebuilds_and_publishes_run(built_warehouse, tmp_path, monkeypatch):
     paths = DataPaths(tmp_path / "data")
     shutil.copytree(built_warehouse[0].root, paths.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
     marts = json.loads(paths.published_manifest.read_text())["tables"]
     # Two alternating builds with different content, so that a mixed answer would show.
     smaller = tmp_path / "smaller.duckdb"
     shutil.copyfile(paths.build_db, smaller)
-    import duckdb
-
     with duckdb.connect(str(smaller)) as con:
         con.execute("delete from main.fct_index where year = 2023")
+    stop = tmp_path / "stop"
 
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(paths.published_db), str(QUERIES)],
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(paths.published_db), str(stop), str(MIN_QUERIES)],
                               stdout=subprocess.PIPE, text=True)
-    publishes = 0
-    while reader.poll() is None:
-        build = smaller if publishes % 2 else paths.build_db
-        publish_marts(build, paths.published_db, paths.published_manifest, f"run-{publishes}", sorted(marts), {}, "")
-        publishes += 1
-    result = json.loads(reader.stdout.read())
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:  # a full rebuild: dbt writes build.duckdb, then publish
+            rebuild = defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance)
+        assert rebuild.success
+        time.sleep(1.0)  # the rebuild's version stays up a moment, so the readers meet it
+        publishes = 0
+        while publishes < 3 or reader.poll() is None:
+            build = smaller if publishes % 2 else paths.build_db
+            publish_marts(build, paths.published_db, paths.published_manifest, f"run-{publishes}", sorted(marts),
+                          {}, "")
+            publishes += 1
+            if publishes >= 3:
+                stop.touch()
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=120)
+    result = json.loads(out)
 
+    print(f"RELIABILITY readers: {len(result['answers'])} queries, {len(result['errors'])} errors, "
+          f"1 rebuild + {publishes} publishes")
     assert result["errors"] == []
-    assert len(result["answers"]) == QUERIES and publishes >= 3
+    assert len(result["answers"]) >= MIN_QUERIES
     versions: dict[str, tuple] = {}
     for run_id, count, total in result["answers"]:
         versions.setdefault(run_id, (count, total))
         assert versions[run_id] == (count, total), "an answer mixed two published versions"
+    assert json.dumps(rebuild.run_id) in versions  # readers saw the rebuild's own publish, and at least 3 more
+    assert len(versions) >= 3
     expected = {0: 1247, 1: 1247 - 621}
     for run_id, (count, _) in versions.items():
         number = int(json.loads(run_id).split("-")[1]) if run_id.startswith('"run-') else None
