@@ -339,7 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(fn=ui)
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except OSError as e:  # the disk refused a write outside any run (a log, the instance): say so plainly
+        where = f" {e.filename}" if e.filename else ""
+        print(f"spbe {args.command}: could not write{where}: {e.strerror or e}. The published warehouse is "
+              "replaced only by a complete publish, and files not yet landed stay in the inbox.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

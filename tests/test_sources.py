@@ -176,6 +176,14 @@ def test_failed_ckan_answer_is_a_clear_error(server):
         list_releases(SourceConfig(kind="ckan", location=server.url, package_id="nope", retries=0))
 
 
+@pytest.mark.parametrize("body", [b"<html>portal down</html>", b'{"success": true}',
+                                  b'{"success": true, "result": {"resources": "none"}}', b"[1, 2]"])
+def test_malformed_ckan_answers_are_clear_errors(server, body):
+    server.routes["/api/3/action/package_show"] = static(body, content_type="application/json")
+    with pytest.raises(ReleaseSourceError):
+        list_releases(SourceConfig(kind="ckan", location=server.url, package_id="spbe", retries=0))
+
+
 def test_local_manifest_cannot_point_outside_its_folder(tmp_path, data_dir):
     (tmp_path / "releases").mkdir()
     (tmp_path / "secret.csv").write_text("x")

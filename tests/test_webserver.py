@@ -81,4 +81,5 @@ def test_sensors_are_running(webserver):
     data = graphql(webserver, """{ sensorsOrError(repositorySelector: {repositoryName: "__repository__",
         repositoryLocationName: "spbe_monitor"}) { ... on Sensors { results { name sensorState { status } } } } }""")
     sensors = {s["name"]: s["sensorState"]["status"] for s in data["sensorsOrError"]["results"]}
-    assert sensors == {"release_source_sensor": "RUNNING", "inbox_sensor": "RUNNING", "warehouse_automation": "RUNNING"}
+    assert sensors == {"release_source_sensor": "RUNNING", "inbox_sensor": "RUNNING", "warehouse_automation": "RUNNING",
+                       "abandoned_runs_sensor": "RUNNING"}

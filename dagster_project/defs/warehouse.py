@@ -104,21 +104,28 @@ def with_failing_rows(checks: list[dg.AssetCheckResult], invocation) -> list[dg.
         results = []
     relations = {r["unique_id"]: r.get("relation_name") for r in results}
     out = []
-    with duckdb.connect(str(data_paths().build_db), read_only=True) as con:
-        for check in checks:
-            unique_id = check.metadata.get("unique_id")
-            relation = relations.get(getattr(unique_id, "value", unique_id))
-            rows: list[dict] = []
-            if relation:
-                cursor = con.execute(f"select * from {relation} limit {FAILING_ROWS_SHOWN}")  # noqa: S608 (dbt's name)
-                names = [d[0] for d in cursor.description]
-                rows = [{n: str(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
-            out.append(check._replace(metadata={
-                **check.metadata,
-                "failing_rows": dg.MetadataValue.json(rows),
-                "failing_rows_relation": dg.MetadataValue.text(relation or "not stored"),
-            }))
+    for check in checks:
+        unique_id = check.metadata.get("unique_id")
+        relation = relations.get(getattr(unique_id, "value", unique_id))
+        rows, note = _failing_rows(relation) if relation else ([], "not stored")
+        out.append(check._replace(metadata={
+            **check.metadata,
+            "failing_rows": dg.MetadataValue.json(rows),
+            "failing_rows_relation": dg.MetadataValue.text(note or relation),
+        }))
     return out
+
+
+def _failing_rows(relation: str) -> tuple[list[dict], str | None]:
+    """Up to FAILING_ROWS_SHOWN rows of a test's failures view, or none with the reason they are unavailable
+    (a build that failed before dbt could write the view, say)."""
+    try:
+        with duckdb.connect(str(data_paths().build_db), read_only=True) as con:
+            cursor = con.execute(f"select * from {relation} limit {FAILING_ROWS_SHOWN}")  # noqa: S608 (dbt's name)
+            names = [d[0] for d in cursor.description]
+            return [{n: str(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()], None
+    except duckdb.Error as e:
+        return [], f"{relation}: rows unavailable ({e.__class__.__name__}: {str(e).splitlines()[0]})"
 
 
 def _node_label(unique_id: str) -> str:
