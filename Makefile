@@ -13,7 +13,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint ui bench-clean clean docs
+.PHONY: install run test lint ui bench clean docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,8 +38,14 @@ lint: install
 ui: install
 	$(VENV)/bin/spbe ui
 
+# Benchmarks (docs/performance.md): `make bench`, or `make bench TIERS=national REPEAT=1`.
+TIERS ?= tiny small
+REPEAT ?= 3
+bench: install
+	for tier in $(TIERS); do $(VENV)/bin/spbe bench --tier $$tier --repeat $(REPEAT) || exit 1; done
+
 docs: install
 	cd dbt && ../$(VENV)/bin/dbt docs generate --profiles-dir .
 
 clean:
-	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home dbt/target dbt/logs
+	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home data/bench dbt/target dbt/logs

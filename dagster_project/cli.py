@@ -5,6 +5,7 @@
     spbe generate-samples synthetic submissions for real institutions (deterministic)
     spbe query "<SQL>"    run read-only SQL on the published data/warehouse/spbe.duckdb
     spbe summary          the warehouse path, the latest national top 10 and the predikat counts
+    spbe bench            time the pipeline on synthetic tiers next to a plain DuckDB script
     spbe ui               the Dagster UI on localhost, loading workspace.yaml
 """
 
@@ -308,6 +309,19 @@ def ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def bench(args: argparse.Namespace) -> int:
+    paths = _prepare_environment()
+    from dagster_project.bench import format_summary, run_bench
+    from dagster_project.defs.warehouse import refresh_dbt_manifest
+
+    refresh_dbt_manifest()
+    with _run_log(paths, f"bench_{args.tier}"):
+        result = run_bench(args.tier, args.repeat, paths.root / "bench")
+    print(format_summary(result))
+    print(f"results: {paths.root / 'bench'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spbe", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--max-rows", type=int, default=40)
     q.set_defaults(fn=query)
     sub.add_parser("summary", help="top 10 of the latest national ranking and predikat counts").set_defaults(fn=summary)
+    k = sub.add_parser("bench", help="time the pipeline on synthetic tiers next to a plain DuckDB script")
+    k.add_argument("--tier", choices=["tiny", "small", "national"], default="tiny")
+    k.add_argument("--repeat", type=int, default=3)
+    k.set_defaults(fn=bench)
     u = sub.add_parser("ui", help="the Dagster UI (dagster dev) on localhost")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
