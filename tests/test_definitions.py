@@ -84,3 +84,16 @@ def test_steps_run_in_process_unless_configured(monkeypatch):
     monkeypatch.setenv("SPBE_EXECUTOR", "threads")
     with pytest.raises(ValueError, match="SPBE_EXECUTOR"):
         executor_from_env()
+
+
+def test_the_dbt_manifest_is_parsed_again_only_when_a_dbt_file_is_newer(tmp_path):
+    import os
+
+    from dagster_project.defs.warehouse import manifest_is_current
+
+    manifest = tmp_path / "manifest.json"
+    assert not manifest_is_current(manifest)  # none yet
+    manifest.write_text("{}")
+    assert manifest_is_current(manifest)
+    os.utime(manifest, (1_000_000_000, 1_000_000_000))  # older than the models: parse again
+    assert not manifest_is_current(manifest)
