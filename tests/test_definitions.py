@@ -97,3 +97,14 @@ def test_the_dbt_manifest_is_parsed_again_only_when_a_dbt_file_is_newer(tmp_path
     assert manifest_is_current(manifest)
     os.utime(manifest, (1_000_000_000, 1_000_000_000))  # older than the models: parse again
     assert not manifest_is_current(manifest)
+
+
+def test_the_dbt_resource_knows_its_version_without_a_subprocess_and_skips_the_adapter():
+    import importlib.metadata
+
+    from dagster_project.defs.resources import dbt_resource
+
+    dbt = dbt_resource()
+    assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")
+    assert dbt._cli_version.major < 2  # dbt Core, not Fusion: dagster-dbt's own branch would need the adapter
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
