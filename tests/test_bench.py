@@ -20,7 +20,7 @@ def test_tier_files_relabel_years_and_keep_one_file_per_institution_year_stage()
 def test_the_harness_runs_every_stage_and_the_raw_script_agrees_with_the_marts(tmp_path, monkeypatch):
     monkeypatch.setenv("SPBE_DATA_DIR", str(tmp_path / "data"))
     files = tier_files(SMOKE)
-    result = run_once(SMOKE, files, tmp_path)
+    result = run_once(files, tmp_path)
 
     assert result["files"] == 3 * 2 * 2 and result["rows"] == result["files"] * 47
     for key in ("ingest_s", "dbt_build_s", "publish_s", "end_to_end_s", "incremental_one_file_s", "raw_duckdb_s"):

@@ -105,7 +105,7 @@ def raw_duckdb_seconds(lake: Path) -> tuple[float, int]:
     return time.perf_counter() - started, len(rows)
 
 
-def run_once(tier: Tier, files: list[tuple[str, bytes]], root: Path) -> dict[str, Any]:
+def run_once(files: list[tuple[str, bytes]], root: Path) -> dict[str, Any]:
     """One repeat on an empty data dir; every figure in seconds."""
     import dagster as dg
 
@@ -193,7 +193,7 @@ def run_bench(tier_name: str, repeat: int, out_dir: Path) -> dict[str, Any]:
     runs = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix=f"spbe-bench-{tier.name}-") as tmp:
-            runs.append(run_once(tier, files, Path(tmp)))
+            runs.append(run_once(files, Path(tmp)))
     result = {"tier": tier.name, "repeat": repeat, "machine": machine(),
               "command": f"spbe bench --tier {tier.name} --repeat {repeat}",
               "definitions_load_s": definitions_load_seconds(), "summary": summarise(runs), "runs": runs}

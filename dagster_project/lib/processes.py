@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None if it is gone."""
     try:
-        stat = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()  # noqa: SIM115
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]
