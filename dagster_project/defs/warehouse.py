@@ -107,15 +107,19 @@ def warehouse_dbt_assets() -> dg.AssetsDefinition:
     return warehouse_dbt
 
 
+def _run_results(invocation) -> list[dict]:
+    """dbt's run_results.json of an invocation, or nothing if dbt died before writing it."""
+    try:
+        return invocation.get_artifact("run_results.json")["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
 def with_failing_rows(checks: list[dg.AssetCheckResult], invocation) -> list[dg.AssetCheckResult]:
     """Failed dbt tests with up to FAILING_ROWS_SHOWN of their failing rows (from the store_failures views)."""
     if not checks:
         return []
-    try:
-        results = invocation.get_artifact("run_results.json")["results"]
-    except (OSError, ValueError, KeyError):
-        results = []
-    relations = {r["unique_id"]: r.get("relation_name") for r in results}
+    relations = {r["unique_id"]: r.get("relation_name") for r in _run_results(invocation)}
     out = []
     for check in checks:
         unique_id = check.metadata.get("unique_id")
@@ -149,10 +153,7 @@ def _node_label(unique_id: str) -> str:
 
 def dbt_failure_summary(invocation) -> str:
     """What failed in a dbt build, a line per node with dbt's own message (the disk error, the failing test)."""
-    try:
-        results = invocation.get_artifact("run_results.json")["results"]
-    except (OSError, ValueError, KeyError):
-        results = []
+    results = _run_results(invocation)
     lines = [f"{_node_label(r['unique_id'])}: {r['status']} - {' '.join(str(r.get('message') or '').split())[:300]}"
              for r in results if r.get("status") in ("error", "fail", "runtime error")]
     if not lines:

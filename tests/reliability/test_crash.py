@@ -5,10 +5,8 @@ Each run is the real `spbe` command in its own process group, killed whole (dbt'
 the moment the phase is seen: a `dbt build` process in the group, or publish's partial file on disk.
 """
 
-import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,10 +16,8 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib.archive import file_sha256, read_ingest_log
-from dagster_project.lib.samples import generate
 from dagster_project.paths import DataPaths
-
-SPBE = Path(sys.executable).parent / "spbe"
+from tests.reliability.conftest import SPBE
 
 
 def _group_commands(pgid: int) -> list[str]:
@@ -67,16 +63,10 @@ def _assert_intact(paths: DataPaths, sha: str, manifest: dict) -> None:
             assert con.execute(f'select count(*) from "{table}"').fetchone()[0] == expected["rows"], table  # noqa: S608
 
 
-def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(built_warehouse, tmp_path):
-    paths = DataPaths(tmp_path / "data")
-    shutil.copytree(built_warehouse[0].root, paths.root)
-    env = {**os.environ, "SPBE_DATA_DIR": str(paths.root), "DAGSTER_HOME": str(tmp_path / "home")}
+def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case):
+    paths, env, received, new_sha = cli_case.paths, cli_case.env, cli_case.received, cli_case.sha256
     published_sha = file_sha256(paths.published_db)
     manifest = json.loads(paths.published_manifest.read_text())
-    new = generate(["32.11"], years=(2023,), stages=("final",))[0]
-    received = tmp_path / new.name
-    received.write_bytes(new.content)
-    new_sha = hashlib.sha256(new.content).hexdigest()
 
     # 1. Killed during `dbt build`, after the new file has landed.
     run = _start(["ingest", str(received)], env)
@@ -84,7 +74,7 @@ def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(built_war
     _assert_intact(paths, published_sha, manifest)
     landed = [line for line in read_ingest_log(paths.ingest_log) if line["sha256"] == new_sha]
     assert [line["status"] for line in landed] == ["loaded"]
-    assert (paths.archive / f"{new_sha}.json").read_bytes() == new.content
+    assert (paths.archive / f"{new_sha}.json").read_bytes() == cli_case.content
 
     # 2. The next run is killed during publish, while its partial file is being written.
     partials = lambda: list(paths.published_db.parent.glob(f".{paths.published_db.name}.*.partial"))  # noqa: E731

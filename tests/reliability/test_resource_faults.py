@@ -8,23 +8,18 @@ that fills up during the build.
 """
 
 import ctypes
-import hashlib
 import os
 import resource
-import shutil
 import signal
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dagster_project.lib.archive import file_sha256, read_ingest_log
-from dagster_project.lib.samples import generate
-from dagster_project.paths import DataPaths
+from tests.reliability.conftest import SPBE
 
-SPBE = Path(sys.executable).parent / "spbe"
 PR_CAPBSET_DROP = 24
 LAST_CAP = 63
 
@@ -65,21 +60,15 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_refused_write_fails_clearly_and_loses_nothing(case, built_warehouse, tmp_path):
+def test_a_refused_write_fails_clearly_and_loses_nothing(case, cli_case):
     make_fault, preexec, message, lands = CASES[case]
-    paths = DataPaths(tmp_path / "data")
-    shutil.copytree(built_warehouse[0].root, paths.root)
-    env = {**os.environ, "SPBE_DATA_DIR": str(paths.root), "DAGSTER_HOME": str(tmp_path / "home")}
+    paths, sha = cli_case.paths, cli_case.sha256
     published = file_sha256(paths.published_db)
-    new = generate(["32.11"], years=(2023,), stages=("final",))[0]
-    received = tmp_path / new.name
-    received.write_bytes(new.content)
-    sha = hashlib.sha256(new.content).hexdigest()
 
     make_fault(paths)
     try:
-        run = subprocess.run([str(SPBE), "ingest", str(received)], env=env, capture_output=True, text=True,
-                             timeout=300, preexec_fn=preexec)
+        run = subprocess.run([str(SPBE), "ingest", str(cli_case.received)], env=cli_case.env, capture_output=True,
+                             text=True, timeout=300, preexec_fn=preexec)
     finally:
         _writable(paths.root)
 
@@ -89,7 +78,7 @@ def test_a_refused_write_fails_clearly_and_loses_nothing(case, built_warehouse, 
     assert file_sha256(paths.published_db) == published
     statuses = [line["status"] for line in read_ingest_log(paths.ingest_log) if line["sha256"] == sha]
     if lands:
-        assert statuses == ["loaded"] and (paths.archive / f"{sha}.json").read_bytes() == new.content
+        assert statuses == ["loaded"] and (paths.archive / f"{sha}.json").read_bytes() == cli_case.content
     else:  # back in the inbox, whole, for the next run
-        assert statuses == [] and (paths.inbox / new.name).read_bytes() == new.content
+        assert statuses == [] and (paths.inbox / cli_case.received.name).read_bytes() == cli_case.content
     assert not list(paths.published_db.parent.glob(".*.partial*"))
