@@ -99,7 +99,11 @@ def test_a_batch_with_one_bad_file_lands_the_good_ones(built_warehouse, tmp_path
     failing = check.metadata["failing_rows"].value
     assert failing[0]["column"] == "level" and failing[0]["file"] == "bad_level.json"
     assert [p for p in paths.inbox.rglob("*") if p.is_file()] == []  # all archived, so all left the inbox
-    assert len(list(paths.lake.glob("submissions/year=2024/*.parquet"))) == 11 + 2
+    # The 11 bundled samples landed by an earlier batch, the 2 good files by this one: one lake file each.
+    assert len(list(paths.lake.glob("submissions/year=2024/*.parquet"))) == 2
+    with duckdb.connect() as con:
+        assert con.execute("select count(distinct source_sha256) from read_parquet(?)",
+                           [str(paths.lake / "submissions/year=2024/*.parquet")]).fetchone() == (11 + 2,)
     assert len(list(paths.quarantine.glob("*.report.json"))) == 1
 
 

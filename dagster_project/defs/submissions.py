@@ -8,10 +8,11 @@ import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
 from dagster_project.lib.inbox import InboxFile, claim, pending_files, unclaim
-from dagster_project.lib.ingest import land_submission
+from dagster_project.lib.ingest import Arrival, land_submissions
 from dagster_project.paths import data_paths
 
 SUITE_CHECK = "submissions_suite"
+MAX_TABLE_ROWS = 500  # files listed in the run's metadata, rejected ones first
 RETRY_AFTER_SECONDS = 600  # a file still in the inbox this long after its run was requested is tried again
 
 
@@ -25,9 +26,10 @@ class InboxBatch(dg.Config):
     kinds={"python", "parquet"},
     description=(
         "Regional submissions (one institution x year x stage, one row per indicator) from the inbox: each file "
-        "archived by sha256, removed from the inbox, validated with expectations/submissions.json and written to "
-        "lake/submissions/year=<YYYY>/<sha256>.parquet, or quarantined with a report. One bad file never holds "
-        "back the good ones of its batch."
+        "archived by sha256 and removed from the inbox; the batch validated in one run of "
+        "expectations/submissions.json, each file judged on its own rows; accepted files written together to "
+        "lake/submissions/year=<YYYY>/<hash>.parquet, the others quarantined with a report. One bad file never "
+        "holds back the good ones of its batch."
     ),
     check_specs=[dg.AssetCheckSpec(
         SUITE_CHECK, asset="submission_files",
@@ -36,32 +38,39 @@ class InboxBatch(dg.Config):
 )
 def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
     paths = data_paths().ensure()
-    results, failed = [], []
+    arrivals = []
     for name in config.files:
         try:
-            claimed = claim(paths.inbox, name)
+            arrivals.append(Arrival(claim(paths.inbox, name), name))
         except (ValueError, FileNotFoundError) as e:
             context.log.warning(f"{name}: not landed by this run ({e}); an earlier run may have taken it")
-            continue
-        try:
-            result = land_submission(paths, claimed, name)
-        except Exception as e:  # one file's trouble (disk, permissions) must not stop the others
-            try:
-                where = unclaim(paths.inbox, claimed).parent
-            except OSError:
-                where = claimed.parent  # the next look at the inbox returns it, once this process is gone
-            context.log.error(f"{name}: could not be landed, kept in {where} for a retry: "
-                              f"{e.__class__.__name__}: {e}")
-            failed.append(f"{name} ({e.__class__.__name__}: {e})")
-            continue
-        claimed.unlink(missing_ok=True)  # archived first, so leaving the inbox loses nothing
-        context.log.info(f"{name}: {result.status}, {result.rows} rows - {result.reason}")
-        results.append(result)
+    try:
+        outcome = land_submissions(paths, arrivals)
+    except Exception as e:  # the batch could not be landed (disk, permissions): every file goes back
+        kept = [_give_back(paths, a) for a in arrivals]
+        raise dg.Failure(f"{len(arrivals)} file(s) could not be landed and were kept for a retry "
+                         f"({e.__class__.__name__}: {e}): {kept}") from e
+    failed = [f"{a.original_name} ({e.__class__.__name__}: {e}), kept in {_give_back(paths, a)}"
+              for a, e in outcome.failed]
+    for line in failed:
+        context.log.error(f"could not be landed: {line}")
+    not_landed = {id(a) for a, _ in outcome.failed}
+    for a in arrivals:
+        if id(a) not in not_landed:
+            a.path.unlink(missing_ok=True)  # archived first, so leaving the inbox loses nothing
+    results = outcome.results
     by_status = {s: [r for r in results if r.status == s] for s in ("loaded", "duplicate", "quarantined")}
+    # One event per file would flood the event log at thousands of files: counts, then each rejected file.
+    context.log.info(", ".join(f"{len(rs)} {status}" for status, rs in by_status.items()) + f" of {len(results)}")
+    for r in by_status["quarantined"]:
+        context.log.warning(f"{r.original_name}: quarantined - {r.reason}")
+    shown = sorted(results, key=lambda r: r.status != "quarantined")[:MAX_TABLE_ROWS]
     header = "| file | status | rows | institution | year | stage | reason |\n|---|---|---|---|---|---|---|\n"
     table = header + "\n".join(
         f"| {r.original_name} | {r.status} | {r.rows} | {r.report.get('institution_id') or ''} | {r.year or ''} | "
-        f"{r.report.get('stage') or ''} | {r.reason} |" for r in results)
+        f"{r.report.get('stage') or ''} | {r.reason} |" for r in shown)
+    if len(results) > len(shown):
+        table += f"\n\n{len(results) - len(shown)} more files: see the mart fct_ingest_log."
     yield dg.MaterializeResult(metadata={
         "files": dg.MetadataValue.md(table),
         **{f"n_{status}": len(rs) for status, rs in by_status.items()},
@@ -80,6 +89,14 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
             **failures_metadata([{**f, "file": r.original_name} for r in bad for f in r.report.get("failed", [])]),
         },
     )
+
+
+def _give_back(paths, arrival: Arrival) -> str:
+    """Return a claimed file to the inbox for a retry; where it is now."""
+    try:
+        return str(unclaim(paths.inbox, arrival.path).parent)
+    except OSError:
+        return str(arrival.path.parent)  # the next look at the inbox returns it, once this process is gone
 
 
 @dg.sensor(

@@ -22,16 +22,18 @@ import duckdb
 import pandas as pd
 import requests
 
-from dagster_project.lib.archive import append_ingest_log, archive_file, copy_atomically, utc_now, write_atomically
-from dagster_project.lib.quality import suite_path, validate_frame
+from dagster_project.lib.archive import DurableBatch, append_ingest_log, copy_atomically, utc_now, write_atomically
+from dagster_project.lib.quality import suite_path, validate_frame, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
 from dagster_project.lib.releases import ReleaseFormatError, normalize_release, read_release_csv
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig, fetch_release
 from dagster_project.lib.submissions import (
+    FILE_INDEX,
     MAX_FILE_BYTES,
     SubmissionFormatError,
     file_type_of,
     normalize_submission,
+    normalize_submissions,
     read_submission,
 )
 from dagster_project.paths import REFERENCE_DIR, DataPaths
@@ -114,34 +116,214 @@ def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths,
     return dataclasses.replace(result, not_modified=fetched.not_modified)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    path: Path  # where the file is now (claimed in the inbox)
+    original_name: str  # as sent: only ever shown, never a path
+
+
+@dataclass
+class BatchOutcome:
+    results: list[LandingResult]  # one per landed file, in arrival order
+    failed: list[tuple[Arrival, Exception]]  # files that could not even be archived: nothing of them landed
+
+
+@dataclass
+class _Arrived:
+    arrival: Arrival
+    name: str  # printable
+    ext: str
+    sha256: str
+    path: Path  # in the archive
+    frame_index: int | None = None  # its rows in the batch frame
+    verdict: tuple[dict, str] | None = None  # (report, reason) once judged
+    previous: dict | None = None  # the stored verdict on the same content
+    same_as: int | None = None  # an earlier file of this batch with the same content
+
+
 def land_submission(paths: DataPaths, source_file: Path, original_name: str, source: str = "inbox",
                     registry: Registry | None = None) -> LandingResult:
-    """Archive one submission file as received (streamed, whatever its size), then parse, validate, land."""
+    """Land one submission file: see ``land_submissions``."""
+    outcome = land_submissions(paths, [Arrival(source_file, original_name)], source, registry)
+    if outcome.failed:
+        raise outcome.failed[0][1]
+    return outcome.results[0]
+
+
+def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "inbox",
+                     registry: Registry | None = None) -> BatchOutcome:
+    """Land a batch of submission files: archive every file as received (streamed, whatever its size), then
+    parse each, validate all of them in one GX run, and write one lake file per year for the accepted ones.
+
+    Each file gets its own verdict, as if it had come alone; one bad file never holds back the others.
+    Order makes a crash at any point safe to re-run: archive, then lake and quarantine copies, then the
+    ingest-log lines, then the reports, which mark the landing as done. If a step after the archive fails
+    for the whole batch (a full disk), the error propagates and nothing of the batch is reported landed.
+    """
     paths.ensure()
-    # The archive keeps the bytes under their hash; the extension is one of three, never the sender's name.
-    ext = file_type_of(original_name) or "bin"
-    sha, archived = archive_file(paths.archive, source_file, ext)
-    # The name is only ever shown: make it printable UTF-8 whatever bytes it came with.
-    original_name = original_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    registry = registry or load_registry()
     received = datetime.now(UTC)
+    received_at = received.isoformat(timespec="microseconds")
+    arrived, failed = _archive_all(paths, arrivals)
+    first_of: dict[tuple[str, str], int] = {}
+    raws: list[pd.DataFrame] = []
+    for i, f in enumerate(arrived):
+        if (f.sha256, f.ext) in first_of:
+            f.same_as = first_of[f.sha256, f.ext]
+            continue
+        first_of[f.sha256, f.ext] = i
+        f.previous = _load_report(paths, f.sha256, SUBMISSIONS, f.ext)
+        if f.previous is not None:
+            continue
+        try:
+            size = f.path.stat().st_size
+            if size > MAX_FILE_BYTES:  # refused unread: never pull a huge file into memory
+                raise SubmissionFormatError(f.name, "file_size", f"{size} bytes, over {MAX_FILE_BYTES}")
+            raws.append(read_submission(f.path.read_bytes(), f.name).rows)
+            f.frame_index = len(raws) - 1
+        except SubmissionFormatError as e:
+            f.verdict = _unreadable(SUBMISSIONS, e.rule, e.detail), str(e)
+        except Exception as e:  # a file must never crash landing: quarantine it with what went wrong
+            detail = f"{e.__class__.__name__}: {e}"
+            f.verdict = _unreadable(SUBMISSIONS, "unexpected_parse_error", detail), f"{f.name}: {detail}"
+    frame, facts = _judge(arrived, raws, registry, received)
 
-    def parse(data: bytes):
-        return _validated(SUBMISSIONS, lambda: normalize_submission(
-            read_submission(data, original_name).rows, registry or load_registry(), received),
-            original_name, (SubmissionFormatError,))
+    results: list[LandingResult | None] = [None] * len(arrived)
+    log: list[dict] = []
+    with DurableBatch() as batch:
+        for i, f in enumerate(arrived):
+            entry = {"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": SUBMISSIONS.name,
+                     "received_at": received_at}
+            earlier = arrived[f.same_as].previous if f.same_as is not None else f.previous
+            if earlier is not None or f.same_as is not None:
+                continue  # decided once the first file of this content is
+            report, reason = f.verdict
+            fact = facts.get(f.frame_index, {})
+            year, rows = fact.get("year"), fact.get("rows", 0)
+            status = "loaded" if report["passed"] and year is not None else "quarantined"
+            report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
+                          original_name=f.name, validation_fingerprint=validation_fingerprint(SUBMISSIONS),
+                          **fact.get("keys", {}))
+            if status == "quarantined":
+                batch.copy(f.path, paths.quarantine / f.path.name)
+                batch.write(paths.quarantine / f"{f.sha256}.report.json", _report_bytes(report))
+            log.append({**entry, **_keys(report), "status": status, "rows": rows, "reason": reason})
+            results[i] = LandingResult(SUBMISSIONS.name, year, f.sha256, status, rows, reason, report,
+                                       original_name=f.name)
+        accepted = {f.frame_index: f for f, r in zip(arrived, results, strict=True) if r and r.status == "loaded"}
+        _write_lake_batch(paths, batch, frame, accepted, received_at)
+    for i, f in enumerate(arrived):  # later copies of a content, and contents judged before
+        if results[i] is not None:
+            continue
+        earlier = results[f.same_as].report if f.same_as is not None and results[f.same_as] else (
+            arrived[f.same_as].previous if f.same_as is not None else f.previous)
+        status = "duplicate" if earlier["passed"] else "quarantined"
+        reason = f"same content as an earlier file ({earlier['status']})"
+        rows = earlier.get("rows", 0)
+        log.append({"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": SUBMISSIONS.name,
+                    "received_at": received_at, **_keys(earlier), "status": status, "rows": rows, "reason": reason})
+        results[i] = LandingResult(SUBMISSIONS.name, earlier.get("year"), f.sha256, status, rows, reason, earlier,
+                                   original_name=f.name)
+    append_ingest_log(paths.ingest_log, *log)
+    with DurableBatch() as batch:
+        for f, r in zip(arrived, results, strict=True):
+            if f.previous is None and f.same_as is None:
+                batch.write(report_file(paths, f.sha256, f.ext), _report_bytes(r.report))
+    return BatchOutcome([r for r in results if r is not None], failed)
 
-    if archived.stat().st_size > MAX_FILE_BYTES:  # refused unread: never pull a huge file into memory
-        oversize = SubmissionFormatError(original_name, "file_size", f"{archived.stat().st_size} bytes, over "
-                                         f"{MAX_FILE_BYTES}")
-        return _land(paths, SUBMISSIONS, archived, sha, original_name, source,
-                     lambda _: (None, _unreadable(SUBMISSIONS, oversize.rule, oversize.detail), str(oversize)),
-                     lambda frame: None, read=False, kind=ext)
 
-    def year_of(frame: pd.DataFrame) -> int | None:
-        years = frame["year"].dropna().unique()
-        return int(years[0]) if len(years) == 1 else None
+def _archive_all(paths: DataPaths, arrivals: list[Arrival]) -> tuple[list[_Arrived], list[tuple[Arrival, Exception]]]:
+    """Every file kept under its hash, made durable together, before anything parses it."""
+    arrived, failed = [], []
+    with DurableBatch() as batch:
+        for a in arrivals:
+            # The archive keeps the bytes under their hash; the extension is one of three, never the sender's name.
+            ext = file_type_of(a.original_name) or "bin"
+            try:
+                sha, path = batch.archive(paths.archive, a.path, ext)
+            except OSError as e:  # this file only (unreadable, vanished): the others go on
+                failed.append((a, e))
+                continue
+            # The name is only ever shown: make it printable UTF-8 whatever bytes it came with.
+            name = a.original_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            arrived.append(_Arrived(a, name, ext, sha, path))
+    return arrived, failed
 
-    return _land(paths, SUBMISSIONS, archived, sha, original_name, source, parse, year_of, kind=ext)
+
+def _judge(arrived: list[_Arrived], raws: list[pd.DataFrame], registry: Registry,
+           received: datetime) -> tuple[pd.DataFrame | None, dict[int, dict]]:
+    """Type and validate the parsed files together; sets each file's verdict and returns the batch frame
+    and, per frame index, what each file is about (rows, year, institution, stage, late)."""
+    pending = [f for f in arrived if f.frame_index is not None]
+    if not pending:
+        return None, {}
+    try:
+        frame = normalize_submissions(raws, registry, received)
+        reports = validate_groups(frame, SUBMISSIONS.name, list(SUBMISSIONS.id_columns), FILE_INDEX)
+    except Exception:  # a file broke the batch: judge each alone, so that only it is quarantined
+        frames = {}
+        for f in pending:
+            one, report, reason = _validated(SUBMISSIONS, lambda f=f: normalize_submission(
+                raws[f.frame_index], registry, received), f.name, (SubmissionFormatError,))
+            f.verdict = report, reason
+            if one is not None:
+                frames[f.frame_index] = one.assign(**{FILE_INDEX: f.frame_index})
+        frame = pd.concat(frames.values(), ignore_index=True) if frames else None
+        return frame, _file_facts(frame) if frame is not None else {}
+    for f in pending:
+        report = reports[f.frame_index]
+        f.verdict = report.to_dict(), report.reason()
+    return frame, _file_facts(frame)
+
+
+def _file_facts(frame: pd.DataFrame) -> dict[int, dict]:
+    """Per file: rows, its one year (None if several or none), and what it is about when it says so
+    unambiguously."""
+    g = frame.groupby(FILE_INDEX)
+    stats = g.agg(rows=("row_number", "size"), years=("year", "nunique"), year=("year", "first"),
+                  ids=("institution_id", "nunique"), institution_id=("institution_id", "first"),
+                  stages=("stage", "nunique"), stage=("stage", "first"), is_late=("is_late", "any"))
+    out = {}
+    for k, r in zip(stats.index, stats.itertuples(index=False), strict=True):
+        out[int(k)] = {"rows": int(r.rows), "year": int(r.year) if r.years == 1 else None, "keys": {
+            "institution_id": str(r.institution_id) if r.ids == 1 else None,
+            "stage": str(r.stage) if r.stages == 1 else None, "is_late": bool(r.is_late)}}
+    return out
+
+
+def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame | None,
+                      accepted: dict[int, _Arrived], received_at: str) -> None:
+    """One Parquet file per year for the files a batch accepted, with lineage columns, named by the hash of
+    the contents it holds: lake/submissions/year=<YYYY>/<hash>.parquet. A file already in the lake (landed
+    by a run that stopped before writing its report) is not written twice."""
+    if frame is None or not accepted:
+        return
+    rows = frame[frame[FILE_INDEX].isin(list(accepted))]
+    out = rows.assign(
+        source_sha256=rows[FILE_INDEX].map({k: f.sha256 for k, f in accepted.items()}).astype("str"),
+        received_at=pd.Timestamp(received_at),
+        original_name=rows[FILE_INDEX].map({k: f.name for k, f in accepted.items()}).astype("str"),
+    ).drop(columns=FILE_INDEX)
+    with duckdb.connect() as con:  # in-memory: not a writer of any warehouse file
+        for year, part in out.groupby("year"):
+            folder = paths.lake_dataset(SUBMISSIONS.name) / f"year={int(year)}"
+            part = part[~part["source_sha256"].isin(_contents_in(con, folder))]
+            if part.empty:
+                continue
+            members = "\n".join(sorted(part["source_sha256"].unique()))
+            target = folder / f"{hashlib.sha256(members.encode()).hexdigest()}.parquet"
+            con.from_df(part).write_parquet(str(batch.reserve(target)))
+
+
+def _contents_in(con: duckdb.DuckDBPyConnection, folder: Path) -> set[str]:
+    if not any(folder.glob("*.parquet")):
+        return set()
+    rows = con.execute("select distinct source_sha256 from read_parquet(?)", [str(folder / "*.parquet")]).fetchall()
+    return {r[0] for r in rows}
+
+
+def _report_bytes(report: dict) -> bytes:
+    return json.dumps(report, indent=2, default=str).encode()
 
 
 def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: str,
@@ -186,7 +368,7 @@ def _land(paths: DataPaths, dataset: Dataset, archived: Path, sha256: str, origi
     report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
                   original_name=original_name, validation_fingerprint=validation_fingerprint(dataset),
                   **(_file_keys(frame) if frame is not None else {}))
-    report_bytes = json.dumps(report, indent=2, default=str).encode()
+    report_bytes = _report_bytes(report)
     if status == "quarantined":
         write_atomically(paths.quarantine / f"{sha256}.report.json", report_bytes)
     append_ingest_log(paths.ingest_log, {**log, **_keys(report), "status": status, "rows": rows, "reason": reason})

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cache
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from dagster_project.lib.framework import framework_for_year, indicators
@@ -27,6 +29,7 @@ from dagster_project.lib.values import whole_numbers
 from dagster_project.paths import REFERENCE_DIR
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
+FILE_INDEX = "file_index"  # which file of a batch a row came from
 STAGES = ("self_assessment", "document_review", "interview", "site_visit", "final")
 CONTRACT_COLUMNS = ("institution_code", "year", "stage", "indicator", "level", "explanation", "evidence",
                     "submitted_at")
@@ -93,10 +96,12 @@ def read_submission(content: bytes, file_name: str) -> ParsedFile:
         if any(v not in (None, "") for v in list(r)[width:]):
             raise SubmissionFormatError(file_name, "row_width", f"row {i + 1} has values beyond the last column")
     kept = {c: j for j, c in enumerate(columns) if c in CONTRACT_COLUMNS}
-    table = {c: [_cell(_code_text(r[j]) if c == "institution_code" else r[j], file_name, i + 1)
-                 if j < len(r) else "" for i, r in enumerate(records)] for c, j in kept.items()}
     # An optional column that is absent is empty text, like an empty cell.
-    frame = pd.DataFrame(table, dtype="str").reindex(columns=list(CONTRACT_COLUMNS), fill_value="")
+    table = {c: [""] * len(records) for c in CONTRACT_COLUMNS}
+    for c, j in kept.items():
+        table[c] = [_cell(_code_text(r[j]) if c == "institution_code" else r[j], file_name, i + 1)
+                    if j < len(r) else "" for i, r in enumerate(records)]
+    frame = pd.DataFrame(table, dtype="str")
     ignored = [h for h, c in zip(header, columns, strict=True) if c not in CONTRACT_COLUMNS]
     return ParsedFile(frame, {**meta, "ignored_columns": ignored} if ignored else meta)
 
@@ -120,6 +125,8 @@ def _contract_header(header: list[Any], file_name: str) -> list[str]:
 
 
 def _cell(value: Any, file_name: str, row: int) -> str:
+    if type(value) is str and len(value) <= MAX_CELL_CHARS and "\x00" not in value:  # the common case, fast
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -247,11 +254,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
 def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_JSON_DEPTH:
         return level
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value], default=level + 1)
-    return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    if children is None:
+        return level
+    # Only containers go deeper: a million scalar cells cost one isinstance each, not a call each.
+    return max([_depth(v, level + 1) for v in children if isinstance(v, dict | list)], default=level + 1)
 
 
 # ---------------------------------------------------------------- typing and derived columns
@@ -278,50 +285,80 @@ def is_late(year: int | None, stage: str | None, submitted: datetime | None) -> 
     return submitted.astimezone(JAKARTA).date() > window.closes
 
 
+def _by_value(series: pd.Series, compute: Callable[[Any], Any]) -> np.ndarray:
+    """``compute`` applied once per distinct value, spread back to every row: a batch of 25,000 files has a
+    million rows but only a few thousand distinct codes, years and timestamps."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    return np.array([compute(v) for v in uniques] + [None], dtype=object)[codes]
+
+
+def _instant(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+        return (value if value.tzinfo else value.replace(tzinfo=JAKARTA)).astimezone(ZoneInfo("UTC"))
+    except (ValueError, OverflowError):  # not ISO 8601, or a date no clock can hold (0001-01-01 in +07:00)
+        return pd.NaT
+
+
 def _timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """ISO 8601 instants in UTC (Asia/Jakarta when the text has no offset), and a mask of unreadable cells."""
-    parsed = []
-    for text in series:
-        if not text:
-            parsed.append(None)
-            continue
-        try:
-            value = datetime.fromisoformat(text)
-            parsed.append((value if value.tzinfo else value.replace(tzinfo=JAKARTA)).astimezone(ZoneInfo("UTC")))
-        except (ValueError, OverflowError):  # not ISO 8601, or a date no clock can hold (0001-01-01 in +07:00)
-            parsed.append(pd.NaT)
-    result = pd.Series(pd.to_datetime(parsed, utc=True), index=series.index)
+    result = pd.Series(pd.to_datetime(list(_by_value(series, _instant)), utc=True), index=series.index)
     return result, series.ne("") & result.isna()
 
 
 def normalize_submission(raw: pd.DataFrame, registry: Registry, received_at: datetime,
                          today: date | None = None) -> pd.DataFrame:
-    """Type the contract columns and add what the suite checks; published text is never rewritten."""
+    """One file's text cells, typed: see ``normalize_submissions``."""
+    return normalize_submissions([raw], registry, received_at, today).drop(columns=FILE_INDEX)
+
+
+def normalize_submissions(raws: list[pd.DataFrame], registry: Registry, received_at: datetime,
+                          today: date | None = None) -> pd.DataFrame:
+    """Type the contract columns of a batch of files and add what the suite checks, in one frame whose
+    ``file_index`` column says which of ``raws`` each row came from. Published text is never rewritten.
+
+    Row rules are computed once per distinct value and file rules (one key, coverage) per file, so a
+    batch costs about the same per row whatever its number of files.
+    """
     today = today or received_at.astimezone(JAKARTA).date()
-    df = raw.copy()
-    df.insert(0, "row_number", range(1, len(df) + 1))  # data row, header excluded
+    df = pd.concat(raws, ignore_index=True) if raws else pd.DataFrame(columns=list(CONTRACT_COLUMNS), dtype="str")
+    df[FILE_INDEX] = np.repeat(np.arange(len(raws)), [len(r) for r in raws])
+    df.insert(0, "row_number", df.groupby(FILE_INDEX).cumcount() + 1)  # data row, header excluded
     unparseable: dict[str, pd.Series] = {}
     for col in ("year", "indicator", "level"):
         df[col], unparseable[col] = whole_numbers(df[col], 1e9)
     df["submitted_at"], unparseable["submitted_at"] = _timestamps(df["submitted_at"])
-    df["unparseable_values"] = [
-        ", ".join(c for c, mask in unparseable.items() if mask.iloc[i]) or None for i in range(len(df))]
+    names = pd.Series("", index=df.index, dtype="str")
+    for col, mask in unparseable.items():
+        names = names + np.where(mask.to_numpy(dtype=bool), f"{col}, ", "")
+    names = names.str.removesuffix(", ")
+    df["unparseable_values"] = names.where(names.ne(""), None)
 
     df["stage"] = df["stage"].str.lower().str.replace(" ", "_").replace(STAGE_ALIASES)
-    df["institution_id"] = [registry.resolve_code(c) for c in df["institution_code"]]
-    df["framework"] = [framework_for_year(int(y)) if pd.notna(y) and 2000 <= y <= 2100 else None for y in df["year"]]
-    df["indicator_known"] = [
-        bool(f) and pd.notna(n) and int(n) in {i.number for i in indicators(f)}
-        for f, n in zip(df["framework"], df["indicator"], strict=True)]
+    df["institution_id"] = _by_value(df["institution_code"], registry.resolve_code)
+    df["framework"] = _by_value(df["year"], lambda y: framework_for_year(int(y))
+                                if pd.notna(y) and 2000 <= y <= 2100 else None)
+    numbers = {f: {i.number for i in indicators(f)} for f in df["framework"].dropna().unique()}
+
+    def known(key: Any) -> bool:  # "<framework>|<indicator>"
+        framework, _, number = key.partition("|") if isinstance(key, str) else ("", "", "")
+        return number.isdigit() and int(number) in numbers.get(framework, ())
+
+    df["indicator_known"] = _by_value(df["framework"].astype("str") + "|" + df["indicator"].astype("str"),
+                                      known).astype(bool)
     df["year_in_future"] = df["year"].gt(today.year).fillna(False).astype(bool)
     # File-level facts, repeated on each row so that row-level expectations can check them.
-    keys = df[["institution_code", "year", "stage"]].astype("str").drop_duplicates()
-    df["file_key_count"] = len(keys)
-    required = len(indicators(df["framework"].dropna().iloc[0])) if df["framework"].notna().any() else 0
-    present = df.loc[df["indicator_known"], "indicator"].nunique()
-    df["coverage"] = round(present / required, 4) if required else 0.0
+    keys = df[[FILE_INDEX, "institution_code", "year", "stage"]].astype("str").drop_duplicates()
+    df["file_key_count"] = df[FILE_INDEX].map(keys.groupby(keys[FILE_INDEX].astype(int)).size()).astype(int)
+    required = df.groupby(FILE_INDEX)["framework"].first().map(lambda f: len(indicators(f)) if f else 0)
+    present = df[df["indicator_known"]].groupby(FILE_INDEX)["indicator"].nunique().reindex(required.index, fill_value=0)
+    coverage = (present / required.where(required > 0)).round(4).fillna(0.0)
+    df["coverage"] = df[FILE_INDEX].map(coverage).astype(float)
     arrival = pd.Timestamp(received_at).tz_convert("UTC")
-    df["is_late"] = [
-        is_late(None if pd.isna(y) else int(y), s, (t if pd.notna(t) else arrival).to_pydatetime())
-        for y, s, t in zip(df["year"], df["stage"], df["submitted_at"], strict=True)]
+    local_day = _by_value(df["submitted_at"].fillna(arrival), lambda t: t.tz_convert(JAKARTA).date().isoformat())
+    closes = {f"{y}|{s}": w.closes.isoformat() for (y, s), w in submission_windows().items()}
+    closing_day = _by_value(df["year"].astype("str") + "|" + df["stage"].astype("str"), closes.get)
+    df["is_late"] = [c is not None and d > c for d, c in zip(local_day, closing_day, strict=True)]
     return df

@@ -1,0 +1,92 @@
+"""Batch landing: one GX run for a whole batch must judge every file exactly as if it had come alone, keep
+the lake free of double landings after a stop, and make nothing visible before it is durable."""
+
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dagster_project.lib.archive import DurableBatch
+from dagster_project.lib.ingest import Arrival, land_submission, land_submissions, report_file
+from dagster_project.lib.samples import generate
+from dagster_project.paths import DataPaths
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from make_bad_inputs import cases  # noqa: E402
+
+
+def _verdict(result) -> dict:
+    rules = sorted((f["expectation"], f["column"] or "", f["unexpected_count"], json.dumps(f["sample_rows"]))
+                   for f in result.report.get("failed", []))
+    return {"status": result.status, "rows": result.rows, "year": result.year, "rules": rules,
+            "institution_id": result.report.get("institution_id"), "stage": result.report.get("stage"),
+            "is_late": result.report.get("is_late")}
+
+
+def test_a_batch_judges_every_file_as_if_it_came_alone(tmp_path):
+    folder = tmp_path / "arrivals"
+    folder.mkdir()
+    for name, (content, _, _) in cases().items():
+        (folder / name).write_bytes(content)
+    good = generate(["32.11", "73.17", "11"], years=(2024,), stages=("final", "interview"))
+    for f in good:
+        (folder / f.name).write_bytes(f.content)
+    (folder / "same_bytes_again.json").write_bytes(good[0].content)  # a duplicate inside the batch
+    names = sorted(p.name for p in folder.iterdir())
+
+    together = land_submissions(DataPaths(tmp_path / "batch").ensure(), [Arrival(folder / n, n) for n in names])
+    alone_paths = DataPaths(tmp_path / "alone").ensure()
+    alone = {n: land_submission(alone_paths, folder / n, n) for n in names}
+
+    assert together.failed == [] and [r.original_name for r in together.results] == names
+    statuses = {r.status for r in together.results}
+    assert statuses == {"loaded", "quarantined", "duplicate"}
+    for r in together.results:
+        assert _verdict(r) == _verdict(alone[r.original_name]), r.original_name
+        assert r.reason == alone[r.original_name].reason, r.original_name
+
+
+def test_a_file_landed_before_a_stop_is_not_landed_twice(data_dir, tmp_path):
+    files = generate(["35.01", "35.02"], years=(2024,), stages=("final",))
+    for f in files:
+        (tmp_path / f.name).write_bytes(f.content)
+    arrivals = [Arrival(tmp_path / f.name, f.name) for f in files]
+    first = land_submissions(data_dir, arrivals)
+    # A stop after the lake file was written and before the reports were: the next run sees no verdict.
+    for r in first.results:
+        report_file(data_dir, r.sha256, "json").unlink()
+    again = land_submissions(data_dir, arrivals)
+
+    assert [r.status for r in again.results] == ["loaded", "loaded"]
+    with duckdb.connect() as con:
+        rows = con.execute("select source_sha256, count(*) from read_parquet(?) group by all",
+                           [str(data_dir.lake / "submissions/*/*.parquet")]).fetchall()
+    assert sorted(n for _, n in rows) == [47, 47]  # each file's 47 rows once, not twice
+    assert len(list(data_dir.lake.glob("submissions/*/*.parquet"))) == 1
+
+
+def test_a_file_that_cannot_be_read_fails_alone(data_dir, tmp_path):
+    good = generate(["35.01"], years=(2024,), stages=("final",))[0]
+    (tmp_path / good.name).write_bytes(good.content)
+    outcome = land_submissions(data_dir, [Arrival(tmp_path / "vanished.csv", "vanished.csv"),
+                                          Arrival(tmp_path / good.name, good.name)])
+    assert [a.original_name for a, _ in outcome.failed] == ["vanished.csv"]
+    assert isinstance(outcome.failed[0][1], FileNotFoundError)
+    assert [(r.original_name, r.status) for r in outcome.results] == [(good.name, "loaded")]
+
+
+def test_a_durable_batch_shows_nothing_before_commit_and_nothing_after_an_error(tmp_path):
+    (tmp_path / "source.csv").write_bytes(b"a,b\n1,2\n")
+    with DurableBatch() as batch:
+        batch.write(tmp_path / "out" / "one.json", b"{}")
+        sha, kept = batch.archive(tmp_path / "archive", tmp_path / "source.csv", "csv")
+        assert not (tmp_path / "out" / "one.json").exists() and not kept.exists()
+    assert (tmp_path / "out" / "one.json").read_bytes() == b"{}" and kept.read_bytes() == b"a,b\n1,2\n"
+    assert kept.name == f"{sha}.csv" and oct(kept.stat().st_mode & 0o777) == "0o644"
+
+    with pytest.raises(RuntimeError), DurableBatch() as batch:
+        batch.write(tmp_path / "out" / "two.json", b"{}")
+        raise RuntimeError("the batch failed")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.json"]  # no partial file left
