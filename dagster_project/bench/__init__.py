@@ -34,13 +34,16 @@ class Tier:
     institutions: int | None  # None: every institution with published results (about 620)
     years: tuple[int, ...]
     stages: tuple[str, ...] = ("self_assessment", "document_review", "interview", "site_visit", "final")
+    work_units: int = 0  # then a window of this many work-unit (OPD) self-assessments arriving together
 
 
 TIERS = {
-    "tiny": Tier("tiny", 10, (2024,)),
+    "tiny": Tier("tiny", 10, (2024,), work_units=12),
     "small": Tier("small", 100, (2023, 2024)),
     "national": Tier("national", None, tuple(range(2017, 2025))),
+    "opd": Tier("opd", None, tuple(range(2017, 2025)), work_units=18_000),
 }
+WORK_UNIT_YEAR = 2024
 
 
 def tier_files(tier: Tier) -> list[tuple[str, bytes]]:
@@ -65,6 +68,30 @@ def tier_files(tier: Tier) -> list[tuple[str, bytes]]:
                 row["year"] = year
                 row["submitted_at"] = row["submitted_at"].replace(str(source_year), str(year), 1)
             out.append((name.replace(f"_{source_year}_", f"_{year}_"), json.dumps(doc).encode()))
+    return out
+
+
+def work_unit_files(count: int, seed: str = "spbe-bench-opd") -> list[tuple[str, bytes]]:
+    """``count`` self-assessments of work units (OPD), spread over the regional governments with published
+    results (about 35 each at 18,000): each unit's levels are its region's self-assessment levels moved by
+    -1, 0 or +1, so that units differ as they do inside a real region."""
+    import random
+
+    from dagster_project.lib.samples import generate, published_domains
+
+    results = published_domains((WORK_UNIT_YEAR,))
+    regions = sorted(i for i in results["institution_id"].unique() if i[:1].isdigit())
+    base = {f.name.split("_")[0]: json.loads(f.content)
+            for f in generate(regions, years=(WORK_UNIT_YEAR,), stages=("self_assessment",))}
+    out = []
+    for n in range(count):
+        region = regions[n % len(regions)]
+        unit = f"OPD-{n // len(regions) + 1:03d}"
+        rng = random.Random(f"{seed}/{region}/{unit}")
+        doc = base[region]
+        rows = [{**r, "work_unit": unit, "level": min(5, max(1, int(r["level"]) + rng.choice((-1, 0, 1))))}
+                for r in doc["rows"]]
+        out.append((f"{region}_{unit}_{WORK_UNIT_YEAR}.json", json.dumps({**doc, "rows": rows}).encode()))
     return out
 
 
@@ -94,7 +121,8 @@ def raw_index(lake: Path) -> list[tuple]:
     import duckdb
 
     with duckdb.connect() as con:
-        con.execute("set variable lake = ?", [str(lake / "submissions" / "*" / "*.parquet")])
+        # Institutions' and work units' submissions: lake/submissions and lake/work_unit_submissions.
+        con.execute("set variable lake = ?", [str(lake / "*submissions" / "*" / "*.parquet")])
         con.execute("set variable indicators = ?", [str(REFERENCE_DIR / "spbe_indikator_permen59_2020.csv")])
         return con.execute(RAW_SQL.read_text(encoding="utf-8")).fetchall()
 
@@ -105,12 +133,35 @@ def raw_duckdb_seconds(lake: Path) -> tuple[float, int]:
     return time.perf_counter() - started, len(rows)
 
 
-def run_once(files: list[tuple[str, bytes]], root: Path) -> dict[str, Any]:
-    """One repeat on an empty data dir; every figure in seconds."""
+def _land_and_build(definitions, instance, paths, files: list[tuple[str, bytes]], config: dict) -> dict[str, float]:
+    """Drop ``files`` in the inbox, run the inbox job on them, then the warehouse job: seconds per stage."""
+    from dagster_project.defs.automation import BUILD_JOB, SUBMISSIONS_JOB
+
+    for name, content in files:
+        (paths.inbox / name).write_bytes(content)
+    rows = sum(content.count(b'"indicator"') for _, content in files)
+    started = time.perf_counter()
+    landed = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
+        instance=instance, run_config={**config, "ops": {"submission_files": {"config": {
+            "files": [name for name, _ in files]}}}})
+    ingest = time.perf_counter() - started
+    built = definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, run_config=config)
+    end_to_end = time.perf_counter() - started
+    assert landed.success and built.success
+    steps = _step_seconds(instance, built.run_id)
+    return {"files": len(files), "rows": rows, "ingest_s": ingest, "files_per_s": len(files) / ingest,
+            "rows_per_s": rows / ingest, "reference_checks_s": steps.get("reference_tables", 0.0),
+            "dbt_build_s": steps.get("warehouse_dbt", 0.0), "publish_s": steps.get("published_warehouse", 0.0),
+            "end_to_end_s": end_to_end}
+
+
+def run_once(files: list[tuple[str, bytes]], root: Path, window: list[tuple[str, bytes]] = ()) -> dict[str, Any]:
+    """One repeat on an empty data dir: the history ``files``, then the ``window`` arriving together (if any),
+    then one corrected file; every figure in seconds."""
     import dagster as dg
 
     from dagster_project.definitions import defs
-    from dagster_project.defs.automation import BUILD_JOB, INGEST_JOB, SUBMISSIONS_JOB
+    from dagster_project.defs.automation import INGEST_JOB
     from dagster_project.defs.releases import release_years
     from dagster_project.lib.sources import list_releases, source_config_from_env
     from dagster_project.paths import DataPaths
@@ -118,9 +169,6 @@ def run_once(files: list[tuple[str, bytes]], root: Path) -> dict[str, Any]:
     paths = DataPaths(root / "data").ensure()
     os.environ["SPBE_DATA_DIR"] = str(paths.root)
     definitions = defs()
-    for name, content in files:
-        (paths.inbox / name).write_bytes(content)
-    rows = sum(content.count(b'"indicator"') for _, content in files)
     config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     with dg.DagsterInstance.ephemeral() as instance:
         # The official releases first (the history the submissions sit on), timed apart.
@@ -130,40 +178,23 @@ def run_once(files: list[tuple[str, bytes]], root: Path) -> dict[str, Any]:
         for year in years:
             assert definitions.resolve_job_def(INGEST_JOB).execute_in_process(
                 partition_key=year, instance=instance, run_config=config).success
-        releases = time.perf_counter() - started
-        started = time.perf_counter()
-        landed = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
-            instance=instance, run_config={**config, "ops": {"submission_files": {"config": {
-                "files": [name for name, _ in files]}}}})
-        ingest = time.perf_counter() - started
-        built = definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, run_config=config)
-        end_to_end = time.perf_counter() - started
-        assert landed.success and built.success
-        steps = _step_seconds(instance, built.run_id)
+        out: dict[str, Any] = {"releases_s": time.perf_counter() - started}
+        out.update(_land_and_build(definitions, instance, paths, files, config))
+        if window:
+            out.update({f"window_{k}": v for k, v in _land_and_build(definitions, instance, paths, window,
+                                                                    config).items()})
 
         # One more file (a corrected final submission), from the inbox to the published file.
         name, content = files[-1]
         doc = json.loads(content)
         doc["rows"][0]["level"] = 1 + doc["rows"][0]["level"] % 5
-        (paths.inbox / f"revisi_{name}").write_bytes(json.dumps(doc).encode())
         started = time.perf_counter()
-        one = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
-            instance=instance, run_config={**config, "ops": {"submission_files": {"config": {
-                "files": [f"revisi_{name}"]}}}})
-        rebuilt = definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, run_config=config)
-        incremental = time.perf_counter() - started
-        assert one.success and rebuilt.success
+        _land_and_build(definitions, instance, paths, [(f"revisi_{name}", json.dumps(doc).encode())], config)
+        out["incremental_one_file_s"] = time.perf_counter() - started
     raw, raw_rows = raw_duckdb_seconds(paths.lake)
-    return {
-        "files": len(files), "rows": rows, "releases_s": releases,
-        "ingest_s": ingest, "files_per_s": len(files) / ingest, "rows_per_s": rows / ingest,
-        "reference_checks_s": steps.get("reference_tables", 0.0),
-        "dbt_build_s": steps.get("warehouse_dbt", 0.0), "publish_s": steps.get("published_warehouse", 0.0),
-        "end_to_end_s": end_to_end, "incremental_one_file_s": incremental,
-        "raw_duckdb_s": raw, "raw_duckdb_rows": raw_rows,
-        "dbt_to_raw_ratio": steps.get("warehouse_dbt", 0.0) / raw if raw else None,
-        "peak_rss_mib": _peak_rss_mib(),
-    }
+    out.update({"raw_duckdb_s": raw, "raw_duckdb_rows": raw_rows,
+                "dbt_to_raw_ratio": out["dbt_build_s"] / raw if raw else None, "peak_rss_mib": _peak_rss_mib()})
+    return out
 
 
 def definitions_load_seconds() -> float:
@@ -189,11 +220,11 @@ def machine() -> dict[str, Any]:
 
 def run_bench(tier_name: str, repeat: int, out_dir: Path) -> dict[str, Any]:
     tier = TIERS[tier_name]
-    files = tier_files(tier)
+    files, window = tier_files(tier), work_unit_files(tier.work_units)
     runs = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix=f"spbe-bench-{tier.name}-") as tmp:
-            runs.append(run_once(files, Path(tmp)))
+            runs.append(run_once(files, Path(tmp), window))
     result = {"tier": tier.name, "repeat": repeat, "machine": machine(),
               "command": f"spbe bench --tier {tier.name} --repeat {repeat}",
               "definitions_load_s": definitions_load_seconds(), "summary": summarise(runs), "runs": runs}
@@ -207,7 +238,7 @@ def format_summary(result: dict[str, Any]) -> str:
     lines = [f"tier {result['tier']}: {result['runs'][0]['files']} files, {result['runs'][0]['rows']} rows, "
              f"median of {result['repeat']} (min-max); code location loads in {result['definitions_load_s']:.1f} s"]
     for key, s in result["summary"].items():
-        if key in ("files", "rows", "raw_duckdb_rows"):
+        if key in ("files", "rows", "raw_duckdb_rows", "window_files", "window_rows"):
             continue
         lines.append(f"  {key:<24} {s['median']:>10.2f}  ({s['min']:.2f}-{s['max']:.2f})")
     return "\n".join(lines)

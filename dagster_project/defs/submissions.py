@@ -8,12 +8,24 @@ import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
 from dagster_project.lib.inbox import InboxFile, claim, pending_files, unclaim
-from dagster_project.lib.ingest import Arrival, land_submissions
+from dagster_project.lib.ingest import WORK_UNITS, Arrival, land_submissions
 from dagster_project.paths import data_paths
 
 SUITE_CHECK = "submissions_suite"
 MAX_TABLE_ROWS = 500  # files listed in the run's metadata, rejected ones first
 RETRY_AFTER_SECONDS = 600  # a file still in the inbox this long after its run was requested is tried again
+
+
+WORK_UNIT_FILES_KEY = dg.AssetKey("work_unit_files")
+work_unit_files = dg.AssetSpec(
+    WORK_UNIT_FILES_KEY,
+    group_name="submissions",
+    kinds={"parquet"},
+    deps=["submission_files"],
+    description="Work units' (OPD) own self-assessments, landed by submission_files (files with a work_unit column) "
+                "into lake/work_unit_submissions/year=<YYYY>/<hash>.parquet: kept apart so that they never count as "
+                "their institution's submission. Each landing that loads one records a materialization here.",
+)
 
 
 class InboxBatch(dg.Config):
@@ -71,6 +83,10 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
         f"{r.report.get('stage') or ''} | {r.reason} |" for r in shown)
     if len(results) > len(shown):
         table += f"\n\n{len(results) - len(shown)} more files: see the mart fct_ingest_log."
+    units = [r for r in by_status["loaded"] if r.dataset == WORK_UNITS]
+    if units:  # lets the work-unit marts follow, through automation
+        context.log_event(dg.AssetMaterialization(WORK_UNIT_FILES_KEY, metadata={
+            "files": len(units), "dagster/row_count": sum(r.rows for r in units)}))
     yield dg.MaterializeResult(metadata={
         "files": dg.MetadataValue.md(table),
         **{f"n_{status}": len(rs) for status, rs in by_status.items()},

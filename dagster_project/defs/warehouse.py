@@ -24,7 +24,8 @@ DUCKDB_POOL = "duckdb"  # every DuckDB writer shares one pool of size 1 (dagster
 REFERENCE_KEY = dg.AssetKey("reference_tables")
 FAILING_ROWS_SHOWN = 10
 # Written by landing, not by a materialization of their own: they may legitimately look "missing".
-LANDED_KEYS = (dg.AssetKey("official_release"), dg.AssetKey("ingest_log"), dg.AssetKey("submission_files"))
+LANDED_KEYS = (dg.AssetKey("official_release"), dg.AssetKey("ingest_log"), dg.AssetKey("submission_files"),
+               dg.AssetKey("work_unit_files"))
 
 # Rebuild when anything upstream changed, never over a failed blocking check, never twice at once. A release
 # year that was added but never landed must not freeze the warehouse, so missing release partitions (and

@@ -50,6 +50,9 @@ RELEASES = Dataset("official_results", ("row_number", "year", "institution_name"
                    ("releases.py", "framework.py", "registry.py", "quality.py", "values.py"))
 SUBMISSIONS = Dataset("submissions", ("row_number", "institution_code", "stage", "indicator"),
                       ("submissions.py", "framework.py", "registry.py", "quality.py", "values.py"))
+# Work units' (OPD) own self-assessments: the same contract and suite, their own lake folder and log dataset,
+# so that they never count as their institution's submission.
+WORK_UNITS = "work_unit_submissions"
 # The release names kept for their callers.
 DATASET, SUITE, ID_COLUMNS = RELEASES.name, RELEASES.name, list(RELEASES.id_columns)
 
@@ -136,6 +139,7 @@ class _Arrived:
     sha256: str
     path: Path  # in the archive
     frame_index: int | None = None  # its rows in the batch frame
+    dataset: str = SUBMISSIONS.name  # or WORK_UNITS
     verdict: tuple[dict, str] | None = None  # (report, reason) once judged
     previous: dict | None = None  # the stored verdict on the same content
     same_as: int | None = None  # an earlier file of this batch with the same content
@@ -192,13 +196,13 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
     log: list[dict] = []
     with DurableBatch() as batch:
         for i, f in enumerate(arrived):
-            entry = {"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": SUBMISSIONS.name,
-                     "received_at": received_at}
-            earlier = arrived[f.same_as].previous if f.same_as is not None else f.previous
-            if earlier is not None or f.same_as is not None:
+            if f.previous is not None or f.same_as is not None:
                 continue  # decided once the first file of this content is
             report, reason = f.verdict
             fact = facts.get(f.frame_index, {})
+            f.dataset = WORK_UNITS if fact.get("keys", {}).get("work_unit") else SUBMISSIONS.name
+            entry = {"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": f.dataset,
+                     "received_at": received_at}
             year, rows = fact.get("year"), fact.get("rows", 0)
             status = "loaded" if report["passed"] and year is not None else "quarantined"
             report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
@@ -208,7 +212,7 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
                 batch.copy(f.path, paths.quarantine / f.path.name)
                 batch.write(paths.quarantine / f"{f.sha256}.report.json", _report_bytes(report))
             log.append({**entry, **_keys(report), "status": status, "rows": rows, "reason": reason})
-            results[i] = LandingResult(SUBMISSIONS.name, year, f.sha256, status, rows, reason, report,
+            results[i] = LandingResult(f.dataset, year, f.sha256, status, rows, reason, report,
                                        original_name=f.name)
         accepted = {f.frame_index: f for f, r in zip(arrived, results, strict=True) if r and r.status == "loaded"}
         _write_lake_batch(paths, batch, frame, accepted, received_at)
@@ -220,9 +224,10 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
         status = "duplicate" if earlier["passed"] else "quarantined"
         reason = f"same content as an earlier file ({earlier['status']})"
         rows = earlier.get("rows", 0)
-        log.append({"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": SUBMISSIONS.name,
+        f.dataset = WORK_UNITS if earlier.get("work_unit") else SUBMISSIONS.name
+        log.append({"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": f.dataset,
                     "received_at": received_at, **_keys(earlier), "status": status, "rows": rows, "reason": reason})
-        results[i] = LandingResult(SUBMISSIONS.name, earlier.get("year"), f.sha256, status, rows, reason, earlier,
+        results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
     append_ingest_log(paths.ingest_log, *log)
     with DurableBatch() as batch:
@@ -282,20 +287,22 @@ def _file_facts(frame: pd.DataFrame) -> dict[int, dict]:
     g = frame.groupby(FILE_INDEX)
     stats = g.agg(rows=("row_number", "size"), years=("year", "nunique"), year=("year", "first"),
                   ids=("institution_id", "nunique"), institution_id=("institution_id", "first"),
-                  stages=("stage", "nunique"), stage=("stage", "first"), is_late=("is_late", "any"))
+                  stages=("stage", "nunique"), stage=("stage", "first"), is_late=("is_late", "any"),
+                  units=("work_unit", "nunique"), work_unit=("work_unit", "first"))
     out = {}
     for k, r in zip(stats.index, stats.itertuples(index=False), strict=True):
         out[int(k)] = {"rows": int(r.rows), "year": int(r.year) if r.years == 1 else None, "keys": {
             "institution_id": str(r.institution_id) if r.ids == 1 else None,
-            "stage": str(r.stage) if r.stages == 1 else None, "is_late": bool(r.is_late)}}
+            "stage": str(r.stage) if r.stages == 1 else None, "is_late": bool(r.is_late),
+            "work_unit": str(r.work_unit) if r.units == 1 else None}}
     return out
 
 
 def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame | None,
                       accepted: dict[int, _Arrived], received_at: str) -> None:
-    """One Parquet file per year for the files a batch accepted, with lineage columns, named by the hash of
-    the contents it holds: lake/submissions/year=<YYYY>/<hash>.parquet. A file already in the lake (landed
-    by a run that stopped before writing its report) is not written twice."""
+    """One Parquet file per dataset and year for the files a batch accepted, with lineage columns, named by
+    the hash of the contents it holds: lake/<dataset>/year=<YYYY>/<hash>.parquet. A file already in the lake
+    (landed by a run that stopped before writing its report) is not written twice."""
     if frame is None or not accepted:
         return
     rows = frame[frame[FILE_INDEX].isin(list(accepted))]
@@ -303,10 +310,12 @@ def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame
         source_sha256=rows[FILE_INDEX].map({k: f.sha256 for k, f in accepted.items()}).astype("str"),
         received_at=pd.Timestamp(received_at),
         original_name=rows[FILE_INDEX].map({k: f.name for k, f in accepted.items()}).astype("str"),
+        dataset=rows[FILE_INDEX].map({k: f.dataset for k, f in accepted.items()}),
     ).drop(columns=FILE_INDEX)
     with duckdb.connect() as con:  # in-memory: not a writer of any warehouse file
-        for year, part in out.groupby("year"):
-            folder = paths.lake_dataset(SUBMISSIONS.name) / f"year={int(year)}"
+        for (dataset, year), part in out.groupby(["dataset", "year"]):
+            part = part.drop(columns="dataset")
+            folder = paths.lake_dataset(dataset) / f"year={int(year)}"
             part = part[~part["source_sha256"].isin(_contents_in(con, folder))]
             if part.empty:
                 continue

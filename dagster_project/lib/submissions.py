@@ -1,6 +1,7 @@
 """Regional submissions: the contract of DESIGN.md, read from CSV, XLSX or JSON into one frame.
 
-One file = one institution x one evaluation year x one stage, one row per indicator. Every reader is
+One file = one institution x one evaluation year x one stage, one row per indicator; or the same for one
+of the institution's work units (OPD), named in ``work_unit``. Every reader is
 bounded (bytes, rows, cell length, JSON depth, unzipped XLSX size), never evaluates a spreadsheet formula
 (a cell holding ``=HYPERLINK(...)`` stays that text), and fails with the rule that was broken. Values are
 kept as text until ``normalize_submission`` types them and adds the columns the GX suite checks.
@@ -31,13 +32,15 @@ from dagster_project.paths import REFERENCE_DIR
 JAKARTA = ZoneInfo("Asia/Jakarta")
 FILE_INDEX = "file_index"  # which file of a batch a row came from
 STAGES = ("self_assessment", "document_review", "interview", "site_visit", "final")
+# work_unit (optional) marks a work unit's (OPD's) own self-assessment inside its institution.
 CONTRACT_COLUMNS = ("institution_code", "year", "stage", "indicator", "level", "explanation", "evidence",
-                    "submitted_at")
+                    "submitted_at", "work_unit")
 REQUIRED_COLUMNS = ("institution_code", "year", "stage", "indicator", "level")
 # Indonesian headers accepted as aliases (DESIGN.md).
 COLUMN_ALIASES = {"kode_instansi": "institution_code", "tahun": "year", "tahap": "stage",
                   "indikator": "indicator", "tingkat": "level", "penjelasan": "explanation",
-                  "bukti_dukung": "evidence", "dikirim_pada": "submitted_at"}
+                  "bukti_dukung": "evidence", "dikirim_pada": "submitted_at", "kode_opd": "work_unit",
+                  "unit_kerja": "work_unit"}
 STAGE_ALIASES = {"penilaian_mandiri": "self_assessment", "mandiri": "self_assessment",
                  "penilaian_dokumen": "document_review", "dokumen": "document_review",
                  "interviu": "interview", "wawancara": "interview", "visitasi": "site_visit",
@@ -337,6 +340,7 @@ def normalize_submissions(raws: list[pd.DataFrame], registry: Registry, received
     df["unparseable_values"] = names.where(names.ne(""), None)
 
     df["stage"] = df["stage"].str.lower().str.replace(" ", "_").replace(STAGE_ALIASES)
+    df["work_unit"] = df["work_unit"].where(df["work_unit"].ne(""), None)
     df["institution_id"] = _by_value(df["institution_code"], registry.resolve_code)
     df["framework"] = _by_value(df["year"], lambda y: framework_for_year(int(y))
                                 if pd.notna(y) and 2000 <= y <= 2100 else None)
@@ -350,7 +354,7 @@ def normalize_submissions(raws: list[pd.DataFrame], registry: Registry, received
                                       known).astype(bool)
     df["year_in_future"] = df["year"].gt(today.year).fillna(False).astype(bool)
     # File-level facts, repeated on each row so that row-level expectations can check them.
-    keys = df[[FILE_INDEX, "institution_code", "year", "stage"]].astype("str").drop_duplicates()
+    keys = df[[FILE_INDEX, "institution_code", "year", "stage", "work_unit"]].astype("str").drop_duplicates()
     df["file_key_count"] = df[FILE_INDEX].map(keys.groupby(keys[FILE_INDEX].astype(int)).size()).astype(int)
     required = df.groupby(FILE_INDEX)["framework"].first().map(lambda f: len(indicators(f)) if f else 0)
     present = df[df["indicator_known"]].groupby(FILE_INDEX)["indicator"].nunique().reindex(required.index, fill_value=0)

@@ -16,14 +16,14 @@ required as (
 
 by_domain as (
     select institution_id, year, stage, framework, domain_no,
-           sum(level * weight_pct) / sum(weight_pct) as domain_index
+           {{ weighted_level() }} as domain_index
     from levels
     group by all
 ),
 
 totals as (
     select institution_id, year, stage, framework,
-           sum(level * weight_pct) / sum(weight_pct) as index_value,
+           {{ weighted_level() }} as index_value,
            count(*) as n_indicators
     from levels
     group by all

@@ -7,7 +7,7 @@ select
     i.aspect_no,
     any_value(i.aspect) as aspect,
     any_value(i.domain_no) as domain_no,
-    sum(l.level * i.weight_pct) / sum(i.weight_pct) as aspect_index,
+    {{ weighted_level('l.level', 'i.weight_pct') }} as aspect_index,
     count(*) as n_indicators
 from {{ ref('int_submission_levels') }} as l
 inner join {{ ref('stg_reference__indicators') }} as i

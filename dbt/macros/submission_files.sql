@@ -1,0 +1,38 @@
+{#- The staging of a lake dataset of submission files (institutions', or work units'): one list of columns
+    and types for the casts and for the empty relation used before any file landed. -#}
+{% macro stage_submission_files(table_name, extra_columns={}) %}
+{%- set columns = {
+    'institution_id': 'varchar', 'institution_code': 'varchar', 'year': 'integer', 'stage': 'varchar',
+    'indicator': 'integer', 'level': 'integer', 'explanation': 'varchar', 'evidence': 'varchar',
+    'submitted_at': 'timestamptz', 'framework': 'varchar', 'coverage': 'double', 'is_late': 'boolean',
+    'row_number': 'integer', 'source_sha256': 'varchar', 'received_at': 'timestamptz', 'original_name': 'varchar',
+} -%}
+{%- do columns.update(extra_columns) -%}
+
+with source as (
+    {% if lake_has_files(table_name) %}
+    select * from {{ source('lake', table_name) }}
+    {% else %}
+    select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}{{ ", " if not loop.last }}{% endfor %}
+    where false
+    {% endif %}
+),
+
+renamed as (
+    select
+        {%- for name, type in columns.items() %}
+        {{ name }}::{{ type }} as {{ 'source_row_number' if name == 'row_number' else name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from source
+)
+
+select * from renamed
+{% endmacro %}
+
+
+{#- The SPBE weighting (PermenPANRB 59/2020): an aspect, domain or total index is the weight-averaged level
+    of the indicators beneath it (those matching `where`, when given). -#}
+{% macro weighted_level(level='level', weight='weight_pct', where=none) -%}
+    {%- set only = ' filter (where ' ~ where ~ ')' if where else '' -%}
+    sum({{ level }} * {{ weight }}){{ only }} / sum({{ weight }}){{ only }}
+{%- endmacro %}
