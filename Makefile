@@ -13,7 +13,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint ui bench clean docs
+.PHONY: install postgres run test lint ui bench clean docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,7 +29,15 @@ install: $(VENV)/.synced
 run: install
 	$(VENV)/bin/spbe build
 
-test: install
+# tests/test_postgres.py starts a real PostgreSQL server: Debian's package, installed once when missing (as
+# root, from Debian's registry). Where it cannot be installed, that test is skipped and says why.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "PostgreSQL could not be installed: tests/test_postgres.py will be skipped"
+
+test: install postgres
 	$(VENV)/bin/pytest
 
 lint: install

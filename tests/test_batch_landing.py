@@ -90,3 +90,19 @@ def test_a_durable_batch_shows_nothing_before_commit_and_nothing_after_an_error(
         batch.write(tmp_path / "out" / "two.json", b"{}")
         raise RuntimeError("the batch failed")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.json"]  # no partial file left
+
+
+def test_work_unit_files_land_apart_and_a_bad_unit_code_is_refused(data_dir, tmp_path):
+    (base,) = generate(["35.01"], years=(2024,), stages=("self_assessment",))
+    doc = json.loads(base.content)
+    for name, unit in (("unit.json", "DISKOMINFO"), ("bad_unit.json", "../etc"), ("own.json", "")):
+        (tmp_path / name).write_text(json.dumps({**doc, "rows": [{**r, "work_unit": unit} for r in doc["rows"]]}))
+    outcome = land_submissions(data_dir, [Arrival(tmp_path / n, n) for n in ("unit.json", "bad_unit.json", "own.json")])
+
+    unit, bad, own = outcome.results
+    assert (unit.dataset, unit.status, unit.report["work_unit"]) == ("work_unit_submissions", "loaded", "DISKOMINFO")
+    assert (bad.dataset, bad.status) == ("work_unit_submissions", "quarantined")
+    assert "expect_column_values_to_match_regex(work_unit)" in bad.reason
+    assert (own.dataset, own.status, own.report["work_unit"]) == ("submissions", "loaded", None)  # empty: not a unit
+    assert len(list(data_dir.lake.glob("work_unit_submissions/year=2024/*.parquet"))) == 1
+    assert len(list(data_dir.lake.glob("submissions/year=2024/*.parquet"))) == 1
