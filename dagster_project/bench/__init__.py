@@ -192,6 +192,8 @@ def run_once(files: list[tuple[str, bytes]], root: Path, window: list[tuple[str,
         _land_and_build(definitions, instance, paths, [(f"revisi_{name}", json.dumps(doc).encode())], config)
         out["incremental_one_file_s"] = time.perf_counter() - started
     raw, raw_rows = raw_duckdb_seconds(paths.lake)
+    out.update({"lake_mib": sum(f.stat().st_size for f in paths.lake.rglob("*.parquet")) / 2**20,
+                "published_mib": paths.published_db.stat().st_size / 2**20})
     out.update({"raw_duckdb_s": raw, "raw_duckdb_rows": raw_rows,
                 "dbt_to_raw_ratio": out["dbt_build_s"] / raw if raw else None, "peak_rss_mib": _peak_rss_mib()})
     return out

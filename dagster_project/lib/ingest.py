@@ -32,7 +32,6 @@ from dagster_project.lib.submissions import (
     MAX_FILE_BYTES,
     SubmissionFormatError,
     file_type_of,
-    normalize_submission,
     normalize_submissions,
     read_submission,
 )
@@ -170,7 +169,7 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
     received_at = received.isoformat(timespec="microseconds")
     arrived, failed = _archive_all(paths, arrivals)
     first_of: dict[tuple[str, str], int] = {}
-    raws: list[pd.DataFrame] = []
+    tables: list[dict[str, list[str]]] = []
     for i, f in enumerate(arrived):
         if (f.sha256, f.ext) in first_of:
             f.same_as = first_of[f.sha256, f.ext]
@@ -183,14 +182,14 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
             size = f.path.stat().st_size
             if size > MAX_FILE_BYTES:  # refused unread: never pull a huge file into memory
                 raise SubmissionFormatError(f.name, "file_size", f"{size} bytes, over {MAX_FILE_BYTES}")
-            raws.append(read_submission(f.path.read_bytes(), f.name).rows)
-            f.frame_index = len(raws) - 1
+            tables.append(read_submission(f.path.read_bytes(), f.name).table)
+            f.frame_index = len(tables) - 1
         except SubmissionFormatError as e:
             f.verdict = _unreadable(SUBMISSIONS, e.rule, e.detail), str(e)
         except Exception as e:  # a file must never crash landing: quarantine it with what went wrong
             detail = f"{e.__class__.__name__}: {e}"
             f.verdict = _unreadable(SUBMISSIONS, "unexpected_parse_error", detail), f"{f.name}: {detail}"
-    frame, facts = _judge(arrived, raws, registry, received)
+    frame, facts = _judge(arrived, tables, registry, received)
 
     results: list[LandingResult | None] = [None] * len(arrived)
     log: list[dict] = []
@@ -255,7 +254,7 @@ def _archive_all(paths: DataPaths, arrivals: list[Arrival]) -> tuple[list[_Arriv
     return arrived, failed
 
 
-def _judge(arrived: list[_Arrived], raws: list[pd.DataFrame], registry: Registry,
+def _judge(arrived: list[_Arrived], tables: list[dict[str, list[str]]], registry: Registry,
            received: datetime) -> tuple[pd.DataFrame | None, dict[int, dict]]:
     """Type and validate the parsed files together; sets each file's verdict and returns the batch frame
     and, per frame index, what each file is about (rows, year, institution, stage, late)."""
@@ -263,13 +262,13 @@ def _judge(arrived: list[_Arrived], raws: list[pd.DataFrame], registry: Registry
     if not pending:
         return None, {}
     try:
-        frame = normalize_submissions(raws, registry, received)
+        frame = normalize_submissions(tables, registry, received)
         reports = validate_groups(frame, SUBMISSIONS.name, list(SUBMISSIONS.id_columns), FILE_INDEX)
     except Exception:  # a file broke the batch: judge each alone, so that only it is quarantined
         frames = {}
         for f in pending:
-            one, report, reason = _validated(SUBMISSIONS, lambda f=f: normalize_submission(
-                raws[f.frame_index], registry, received), f.name, (SubmissionFormatError,))
+            one, report, reason = _validated(SUBMISSIONS, lambda f=f: normalize_submissions(
+                [tables[f.frame_index]], registry, received).drop(columns=FILE_INDEX), f.name, (SubmissionFormatError,))
             f.verdict = report, reason
             if one is not None:
                 frames[f.frame_index] = one.assign(**{FILE_INDEX: f.frame_index})
