@@ -13,10 +13,12 @@ SMOKE = Tier("smoke", 3, (2023, 2024), stages=("self_assessment", "final"))
 
 
 def test_tier_files_relabel_years_and_keep_one_file_per_institution_year_stage():
-    files = tier_files(Tier("years", 2, (2021, 2022, 2024), stages=("final",)))
+    files = tier_files(Tier("years", 2, (2019, 2022, 2024), stages=("final",)))
     assert len(files) == 2 * 3 and len({name for name, _ in files}) == 6
-    assert sorted({name.split("_")[1] for name, _ in files}) == ["2021", "2022", "2024"]
-    assert all(b'"year": 2021' in content for name, content in files if "_2021_" in name)
+    assert sorted({name.split("_")[1] for name, _ in files}) == ["2019", "2022", "2024"]
+    assert all(b'"year": 2019' in content for name, content in files if "_2019_" in name)
+    old_framework = [json.loads(content)["rows"] for name, content in files if "_2019_" in name]
+    assert all(len(rows) == 35 and max(r["indicator"] for r in rows) == 35 for rows in old_framework)
 
 
 def test_work_unit_files_spread_over_regions_with_their_own_levels():

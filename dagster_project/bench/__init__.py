@@ -40,15 +40,17 @@ class Tier:
 TIERS = {
     "tiny": Tier("tiny", 10, (2024,), work_units=12),
     "small": Tier("small", 100, (2023, 2024)),
-    "national": Tier("national", None, tuple(range(2017, 2025))),
-    "opd": Tier("opd", None, tuple(range(2017, 2025)), work_units=18_000),
+    "national": Tier("national", None, tuple(range(2018, 2026))),
+    "opd": Tier("opd", None, tuple(range(2018, 2026)), work_units=18_000),
 }
 WORK_UNIT_YEAR = 2024
 
 
 def tier_files(tier: Tier) -> list[tuple[str, bytes]]:
-    """Submission files for a tier: the generator's files for 2023 and 2024, relabelled for earlier years
-    (the generator reproduces published results, which exist for those two years only)."""
+    """Submission files for a tier: the generator's files for 2023 and 2024, relabelled for other years
+    (the generator reproduces published results, which exist for those two years only). A year under the
+    older framework (PermenPANRB 5/2018, up to 2020) keeps the indicators that framework numbers."""
+    from dagster_project.lib.framework import framework_for_year, indicators
     from dagster_project.lib.samples import generate, published_domains
 
     ids = sorted(published_domains(BASE_YEARS)["institution_id"].unique())
@@ -64,6 +66,8 @@ def tier_files(tier: Tier) -> list[tuple[str, bytes]]:
                 out.append((name, content))
                 continue
             doc = json.loads(content)
+            numbers = {i.number for i in indicators(framework_for_year(year))}
+            doc["rows"] = [row for row in doc["rows"] if int(row["indicator"]) in numbers]
             for row in doc["rows"]:
                 row["year"] = year
                 row["submitted_at"] = row["submitted_at"].replace(str(source_year), str(year), 1)

@@ -12,7 +12,7 @@ from dagster_project.lib.ingest import WORK_UNITS, Arrival, land_submissions
 from dagster_project.paths import data_paths
 
 SUITE_CHECK = "submissions_suite"
-MAX_TABLE_ROWS = 500  # files listed in the run's metadata, rejected ones first
+MAX_TABLE_ROWS = 500  # files listed in the run's metadata and logged one by one, rejected ones first
 RETRY_AFTER_SECONDS = 600  # a file still in the inbox this long after its run was requested is tried again
 
 
@@ -74,8 +74,11 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
     by_status = {s: [r for r in results if r.status == s] for s in ("loaded", "duplicate", "quarantined")}
     # One event per file would flood the event log at thousands of files: counts, then each rejected file.
     context.log.info(", ".join(f"{len(rs)} {status}" for status, rs in by_status.items()) + f" of {len(results)}")
-    for r in by_status["quarantined"]:
+    for r in by_status["quarantined"][:MAX_TABLE_ROWS]:
         context.log.warning(f"{r.original_name}: quarantined - {r.reason}")
+    if len(by_status["quarantined"]) > MAX_TABLE_ROWS:
+        context.log.warning(f"... and {len(by_status['quarantined']) - MAX_TABLE_ROWS} more quarantined files: "
+                            "see the submissions_suite check and fct_ingest_log")
     shown = sorted(results, key=lambda r: r.status != "quarantined")[:MAX_TABLE_ROWS]
     header = "| file | status | rows | institution | year | stage | reason |\n|---|---|---|---|---|---|---|\n"
     table = header + "\n".join(

@@ -331,7 +331,8 @@ def _contents_in(con: duckdb.DuckDBPyConnection, folder: Path) -> set[str]:
 
 
 def _report_bytes(report: dict) -> bytes:
-    return json.dumps(report, indent=2, default=str).encode()
+    # Compact: an indent switches json to its pure-Python encoder, several times slower over 25,000 reports.
+    return json.dumps(report, default=str).encode()
 
 
 def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: str,

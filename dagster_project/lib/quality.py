@@ -96,16 +96,23 @@ def _run_suite(df: pd.DataFrame, spec: dict[str, Any]):
     return batch.validate(gx_suite, result_format={"result_format": "COMPLETE"}).results
 
 
-def _failed_rule(r, frame: pd.DataFrame, id_columns: list[str], indices: list[int] | None = None,
-                 count: int | None = None) -> FailedRule:
+def _shown(frame: pd.DataFrame, id_columns: list[str], column: str | None) -> list[str]:
+    return list(dict.fromkeys(c for c in [*id_columns, column] if c and c in frame.columns))
+
+
+def _sample_rows(frame: pd.DataFrame, shown: list[str], indices: list) -> list[dict[str, Any]]:
+    rows = [i for i in indices[:SAMPLE_ROWS] if isinstance(i, int) and 0 <= i < len(frame)]
+    return [{c: _json_safe(v) for c, v in zip(shown, values, strict=True)}
+            for values in frame[shown].iloc[rows].itertuples(index=False)] if rows else []
+
+
+def _failed_rule(r, frame: pd.DataFrame, id_columns: list[str], count: int | None = None,
+                 samples: list[dict[str, Any]] | None = None) -> FailedRule:
     cfg = r.expectation_config
     column = cfg.kwargs.get("column")
     detail = r.result or {}
-    if indices is None:
-        indices = detail.get("unexpected_index_list") or []
-    shown = [c for c in [*id_columns, column] if c and c in frame.columns]
-    samples = [{c: _json_safe(frame.at[i, c]) for c in dict.fromkeys(shown)}
-               for i in indices[:SAMPLE_ROWS] if isinstance(i, int) and i in frame.index]
+    if samples is None:
+        samples = _sample_rows(frame, _shown(frame, id_columns, column), detail.get("unexpected_index_list") or [])
     if not samples and "observed_value" in detail:
         samples = [{"observed_value": _json_safe(detail["observed_value"])}]
     count = detail.get("unexpected_count") if count is None else count
@@ -191,8 +198,13 @@ def validate_groups(df: pd.DataFrame, suite: str, id_columns: list[str],
         by_group: dict[Any, list[int]] = {}
         for i in indices:
             by_group.setdefault(group_of[i], []).append(i)
-        for g, rows in by_group.items():
-            reports[g].failed.append(_failed_rule(r, frame, id_columns, rows, len(rows)))
+        # The sample rows of every file in one lookup: one per file cost more than the validation itself.
+        shown = _shown(frame, id_columns, r.expectation_config.kwargs.get("column"))
+        sampled = {g: rows[:SAMPLE_ROWS] for g, rows in by_group.items()}
+        picked = frame[shown].iloc[[i for rows in sampled.values() for i in rows]].itertuples(index=False)
+        for g, rows in sampled.items():
+            samples = [{c: _json_safe(v) for c, v in zip(shown, next(picked), strict=True)} for _ in rows]
+            reports[g].failed.append(_failed_rule(r, frame, id_columns, len(by_group[g]), samples))
     sizes = groups.value_counts()
     for e in row_counts:
         low, high = e["kwargs"].get("min_value"), e["kwargs"].get("max_value")
