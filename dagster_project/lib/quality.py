@@ -79,6 +79,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _for_gx(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame GX sees: nullable integers (Int64) as float64 with NaN for missing. GX's pandas range check
+    runs a Python function per value on Int64 (1.2 s a million rows, measured) and vectorised on float64
+    (0.16 s); the values it judges are the same whole numbers, and sample rows come from the original."""
+    masked = {c: "float64" for c, t in df.dtypes.items() if pd.api.types.is_integer_dtype(t)
+              and isinstance(t, pd.api.extensions.ExtensionDtype)}
+    return df.astype(masked) if masked else df
+
+
 def _run_suite(df: pd.DataFrame, spec: dict[str, Any]):
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -91,7 +100,7 @@ def _run_suite(df: pd.DataFrame, spec: dict[str, Any]):
         context.data_sources.add_pandas(f"{spec['name']}_source")
         .add_dataframe_asset(spec["name"])
         .add_batch_definition_whole_dataframe("whole_frame")
-        .get_batch(batch_parameters={"dataframe": df})
+        .get_batch(batch_parameters={"dataframe": _for_gx(df)})
     )
     return batch.validate(gx_suite, result_format={"result_format": "COMPLETE"}).results
 
