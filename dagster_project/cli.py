@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from dagster_project.bench import TIERS
 from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT, DataPaths, data_paths
 
 SAMPLES_DIR = BUNDLED_DATA_DIR / "samples"
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     q.set_defaults(fn=query)
     sub.add_parser("summary", help="top 10 of the latest national ranking and predikat counts").set_defaults(fn=summary)
     k = sub.add_parser("bench", help="time the pipeline on synthetic tiers next to a plain DuckDB script")
-    k.add_argument("--tier", choices=["tiny", "small", "national"], default="tiny")
+    k.add_argument("--tier", choices=list(TIERS), default="tiny")
     k.add_argument("--repeat", type=int, default=3)
     k.set_defaults(fn=bench)
     u = sub.add_parser("ui", help="the Dagster UI (dagster dev) on localhost")

@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
-from dagster_project.lib.inbox import InboxFile, claim, pending_files, unclaim
+from dagster_project.lib.inbox import InboxFile, claim_all, pending_files, unclaim
 from dagster_project.lib.ingest import WORK_UNITS, Arrival, land_submissions
 from dagster_project.paths import data_paths
 
@@ -51,11 +51,11 @@ class InboxBatch(dg.Config):
 def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
     paths = data_paths().ensure()
     arrivals = []
-    for name in config.files:
-        try:
-            arrivals.append(Arrival(claim(paths.inbox, name), name))
-        except (ValueError, FileNotFoundError) as e:
-            context.log.warning(f"{name}: not landed by this run ({e}); an earlier run may have taken it")
+    for name, claimed in claim_all(paths.inbox, config.files):
+        if isinstance(claimed, Exception):
+            context.log.warning(f"{name}: not landed by this run ({claimed}); an earlier run may have taken it")
+        else:
+            arrivals.append(Arrival(claimed, name))
     try:
         outcome = land_submissions(paths, arrivals)
     except Exception as e:  # the batch could not be landed (disk, permissions): every file goes back

@@ -33,23 +33,40 @@ class InboxFile:
     mtime_ns: int
 
 
-def inbox_path(inbox: Path, name: str) -> Path:
+def inbox_path(inbox: Path, name: str, resolved_inbox: Path | None = None) -> Path:
     """The path of an inbox file by its bare name; anything that could leave the inbox is refused."""
     if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\x00" in name:
         raise ValueError(f"{name!r} is not a plain file name in the inbox")
     path = inbox / name
-    if path.resolve().parent != inbox.resolve():
+    if path.resolve().parent != (resolved_inbox or inbox.resolve()):
         raise ValueError(f"{name!r} resolves outside the inbox")
     return path
 
 
 def claim(inbox: Path, name: str) -> Path:
     """Move an inbox file aside for this run; what arrives under its name afterwards stays for the next."""
-    source = inbox_path(inbox, name)
-    target = inbox / PROCESSING / owner_of() / f"{uuid.uuid4().hex}__{name}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-    return target
+    ((_, claimed),) = claim_all(inbox, [name])
+    if isinstance(claimed, Exception):
+        raise claimed
+    return claimed
+
+
+def claim_all(inbox: Path, names: list[str]) -> list[tuple[str, Path | Exception]]:
+    """``claim`` for a batch: the owner's folder is made once, and a name that cannot be claimed (refused,
+    or already gone) comes back with its error instead of stopping the others."""
+    folder = inbox / PROCESSING / owner_of()
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = inbox.resolve()
+    out: list[tuple[str, Path | Exception]] = []
+    for name in names:
+        try:
+            source = inbox_path(inbox, name, resolved)
+            target = folder / f"{uuid.uuid4().hex}__{name}"
+            os.replace(source, target)
+            out.append((name, target))
+        except (ValueError, FileNotFoundError) as e:
+            out.append((name, e))
+    return out
 
 
 def unclaim(inbox: Path, claimed: Path) -> Path:
