@@ -38,9 +38,10 @@ def test_the_harness_runs_every_stage_and_the_raw_script_agrees_with_the_marts(t
     assert result["files"] == 3 * 2 * 2 and result["rows"] == result["files"] * 47
     assert result["window_files"] == 6 and result["window_rows"] == 6 * 47
     for key in ("ingest_s", "dbt_build_s", "publish_s", "end_to_end_s", "incremental_one_file_s", "raw_duckdb_s",
-                "window_ingest_s", "window_dbt_build_s", "window_end_to_end_s"):
+                "window_ingest_s", "window_dbt_build_s", "window_end_to_end_s", "dbt_elapsed_s", "dbt_index_models_s"):
         assert result[key] > 0, key
     assert result["raw_duckdb_rows"] == result["files"] + 6
+    assert result["dbt_index_models_s"] < result["dbt_elapsed_s"] < result["dbt_build_s"]
     with duckdb.connect(str(tmp_path / "data" / "warehouse" / "spbe.duckdb"), read_only=True) as con:
         marts = con.execute("select institution_id, year, stage, index_value from fct_index "
                             "where source = 'computed' order by all").fetchall()
