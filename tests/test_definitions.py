@@ -29,7 +29,7 @@ def test_groups_hold_what_their_names_say():
     for key in g.get_all_asset_keys():
         by_group.setdefault(g.get(key).group_name, set()).add(key.to_user_string())
     assert by_group["releases"] == {"official_release", "ingest_log"}
-    assert by_group["submissions"] == {"submission_files", "window_completeness_report"}
+    assert by_group["submissions"] == {"submission_files", "work_unit_files", "window_completeness_report"}
     assert by_group["publish"] == {"published_warehouse"}
     assert {"reference_tables", "reference/institutions", "reference/targets"} <= by_group["reference"]
     assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
@@ -108,3 +108,19 @@ def test_the_dbt_resource_knows_its_version_without_a_subprocess_and_skips_the_a
     assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")
     assert dbt._cli_version.major < 2  # dbt Core, not Fusion: dagster-dbt's own branch would need the adapter
     assert dbt._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_only_the_newest_dbt_invocation_folders_are_kept(tmp_path):
+    import os
+
+    from dagster_project.defs.warehouse import prune_invocation_dirs
+
+    for i in range(13):
+        folder = tmp_path / f"warehouse_dbt-{i:02d}"
+        folder.mkdir()
+        (folder / "run_results.json").write_text("{}")
+        os.utime(folder, (1_000_000 + i, 1_000_000 + i))
+    (tmp_path / "manifest.json").write_text("{}")  # the project's own artifacts are not invocations
+    prune_invocation_dirs(tmp_path, keep=10)
+    kept = [f"warehouse_dbt-{i:02d}" for i in range(3, 13)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", *kept]

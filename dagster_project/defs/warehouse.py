@@ -2,6 +2,7 @@
 
 
 import json
+import shutil
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from dagster_project.paths import DBT_PROJECT_DIR, REFERENCE_DIR, data_paths
 DUCKDB_POOL = "duckdb"  # every DuckDB writer shares one pool of size 1 (dagster.yaml)
 REFERENCE_KEY = dg.AssetKey("reference_tables")
 FAILING_ROWS_SHOWN = 10
+INVOCATIONS_KEPT = 10  # dbt/target/warehouse_dbt-* folders kept (logs, run_results.json)
 # Written by landing, not by a materialization of their own: they may legitimately look "missing".
 LANDED_KEYS = (dg.AssetKey("official_release"), dg.AssetKey("ingest_log"), dg.AssetKey("submission_files"),
                dg.AssetKey("work_unit_files"))
@@ -102,10 +104,20 @@ def warehouse_dbt_assets() -> dg.AssetsDefinition:
             else:
                 yield event
         yield from with_failing_rows(failed_checks, invocation)
+        prune_invocation_dirs(Path(invocation.target_path).parent)
         if not invocation.is_successful():
             raise dg.Failure(dbt_failure_summary(invocation), metadata={"dbt_log": str(invocation.target_path)})
 
     return warehouse_dbt
+
+
+def prune_invocation_dirs(target_root: Path, keep: int = INVOCATIONS_KEPT) -> None:
+    """dagster-dbt gives every build its own folder under dbt/target (about 7 MB of compiled SQL and
+    artifacts); without pruning, a daemon rebuilding after every landing fills the disk. The newest are
+    kept for their logs and run_results.json."""
+    runs = sorted(target_root.glob("warehouse_dbt-*"), key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _run_results(invocation) -> list[dict]:
