@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.archive import DurableBatch
+from dagster_project.lib.archive import DurableBatch, read_ingest_log
 from dagster_project.lib.ingest import Arrival, land_submission, land_submissions, report_file
 from dagster_project.lib.samples import generate
 from dagster_project.paths import DataPaths
@@ -106,3 +106,17 @@ def test_work_unit_files_land_apart_and_a_bad_unit_code_is_refused(data_dir, tmp
     assert (own.dataset, own.status, own.report["work_unit"]) == ("submissions", "loaded", None)  # empty: not a unit
     assert len(list(data_dir.lake.glob("work_unit_submissions/year=2024/*.parquet"))) == 1
     assert len(list(data_dir.lake.glob("submissions/year=2024/*.parquet"))) == 1
+
+
+def test_the_ingest_log_keeps_arrival_order_so_the_last_file_sent_is_current(data_dir, tmp_path):
+    first, = generate(["35.01"], years=(2024,), stages=("final",))
+    revised = json.loads(first.content)
+    revised["rows"][0]["level"] = 1 + revised["rows"][0]["level"] % 5
+    (tmp_path / "v1.json").write_bytes(first.content)
+    (tmp_path / "v2.json").write_text(json.dumps(revised))
+    land_submission(data_dir, tmp_path / "v1.json", "v1.json")
+    # The old file again (decided from its stored verdict) and then the correction, in one batch.
+    land_submissions(data_dir, [Arrival(tmp_path / "v1.json", "v1_again.json"),
+                                Arrival(tmp_path / "v2.json", "v2.json")])
+    lines = [(line["original_name"], line["status"]) for line in read_ingest_log(data_dir.ingest_log)]
+    assert lines == [("v1.json", "loaded"), ("v1_again.json", "duplicate"), ("v2.json", "loaded")]

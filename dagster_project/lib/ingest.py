@@ -192,7 +192,8 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
     frame, facts = _judge(arrived, tables, registry, received)
 
     results: list[LandingResult | None] = [None] * len(arrived)
-    log: list[dict] = []
+    # Log lines in arrival order: the latest landing of an institution's file decides its current revision.
+    log: list[dict | None] = [None] * len(arrived)
     with DurableBatch() as batch:
         for i, f in enumerate(arrived):
             if f.previous is not None or f.same_as is not None:
@@ -210,7 +211,7 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
             if status == "quarantined":
                 batch.copy(f.path, paths.quarantine / f.path.name)
                 batch.write(paths.quarantine / f"{f.sha256}.report.json", _report_bytes(report))
-            log.append({**entry, **_keys(report), "status": status, "rows": rows, "reason": reason})
+            log[i] = {**entry, **_keys(report), "status": status, "rows": rows, "reason": reason}
             results[i] = LandingResult(f.dataset, year, f.sha256, status, rows, reason, report,
                                        original_name=f.name)
         accepted = {f.frame_index: f for f, r in zip(arrived, results, strict=True) if r and r.status == "loaded"}
@@ -224,11 +225,11 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
         reason = f"same content as an earlier file ({earlier['status']})"
         rows = earlier.get("rows", 0)
         f.dataset = WORK_UNITS if earlier.get("work_unit") else SUBMISSIONS.name
-        log.append({"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": f.dataset,
-                    "received_at": received_at, **_keys(earlier), "status": status, "rows": rows, "reason": reason})
+        log[i] = {"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": f.dataset,
+                  "received_at": received_at, **_keys(earlier), "status": status, "rows": rows, "reason": reason}
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
-    append_ingest_log(paths.ingest_log, *log)
+    append_ingest_log(paths.ingest_log, *(line for line in log if line is not None))
     with DurableBatch() as batch:
         for f, r in zip(arrived, results, strict=True):
             if f.previous is None and f.same_as is None:
