@@ -1,6 +1,6 @@
 """The same code location on a PostgreSQL-backed Dagster instance (deploy/dagster-postgres.yaml) with the
-multiprocess executor, against a real PostgreSQL server started here. `.ci/run` installs Debian's
-postgresql when the machine has none; without it this module is skipped, saying so."""
+multiprocess executor, against a real PostgreSQL server started here. `make test` installs Debian's
+postgresql when the machine has none; where it cannot, this module is skipped, saying so."""
 
 import glob
 import os
@@ -30,7 +30,7 @@ def _postgres_bin(name: str) -> str | None:
 def postgres_port():
     initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed: `apt-get install postgresql` (Debian), as .ci/run does")
+        pytest.skip("PostgreSQL is not installed: `apt-get install postgresql` (Debian), as `make test` does")
     root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
     as_owner: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root: the server runs as Debian's postgres user
