@@ -4,7 +4,8 @@ One file = one institution x one evaluation year x one stage, one row per indica
 of the institution's work units (OPD), named in ``work_unit``. Every reader is
 bounded (bytes, rows, cell length, JSON depth, unzipped XLSX size), never evaluates a spreadsheet formula
 (a cell holding ``=HYPERLINK(...)`` stays that text), and fails with the rule that was broken. Values are
-kept as text until ``normalize_submission`` types them and adds the columns the GX suite checks.
+kept as text until ``normalize_submissions`` types a whole batch of files at once and adds the columns the
+GX suite checks (``normalize_submission`` does it for one file).
 """
 
 from __future__ import annotations
