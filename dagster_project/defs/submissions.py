@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_project.defs.checks import failures_metadata
 from dagster_project.lib.inbox import InboxFile, claim_all, pending_files, unclaim
 from dagster_project.lib.ingest import WORK_UNITS, Arrival, land_submissions
-from dagster_project.paths import data_paths
+from dagster_project.paths import DataPaths, data_paths
 
 SUITE_CHECK = "submissions_suite"
 MAX_TABLE_ROWS = 500  # files listed in the run's metadata and logged one by one, rejected ones first
@@ -102,15 +102,17 @@ def submission_files(context: dg.AssetExecutionContext, config: InboxBatch):
     yield dg.AssetCheckResult(
         check_name=SUITE_CHECK, passed=not bad, severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(f"{r.original_name}: {r.reason}" for r in bad)[:2000] or "every file passed",
-        metadata={
+        metadata={  # the first MAX_TABLE_ROWS rejected files: every one is in fct_ingest_log and its report
+            "n_quarantined": len(bad),
             "quarantined_files": dg.MetadataValue.json(
-                [{"file": r.original_name, "sha256": r.sha256, "reason": r.reason} for r in bad]),
-            **failures_metadata([{**f, "file": r.original_name} for r in bad for f in r.report.get("failed", [])]),
+                [{"file": r.original_name, "sha256": r.sha256, "reason": r.reason} for r in bad[:MAX_TABLE_ROWS]]),
+            **failures_metadata([{**f, "file": r.original_name} for r in bad[:MAX_TABLE_ROWS]
+                                 for f in r.report.get("failed", [])]),
         },
     )
 
 
-def _give_back(paths, arrival: Arrival) -> str:
+def _give_back(paths: DataPaths, arrival: Arrival) -> str:
     """Return a claimed file to the inbox for a retry; where it is now."""
     try:
         return str(unclaim(paths.inbox, arrival.path).parent)

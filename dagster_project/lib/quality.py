@@ -109,10 +109,13 @@ def _shown(frame: pd.DataFrame, id_columns: list[str], column: str | None) -> li
     return list(dict.fromkeys(c for c in [*id_columns, column] if c and c in frame.columns))
 
 
-def _sample_rows(frame: pd.DataFrame, shown: list[str], indices: list) -> list[dict[str, Any]]:
-    rows = [i for i in indices[:SAMPLE_ROWS] if isinstance(i, int) and 0 <= i < len(frame)]
+def _rows(frame: pd.DataFrame, shown: list[str], positions: list[int]) -> list[dict[str, Any]]:
     return [{c: _json_safe(v) for c, v in zip(shown, values, strict=True)}
-            for values in frame[shown].iloc[rows].itertuples(index=False)] if rows else []
+            for values in frame[shown].iloc[positions].itertuples(index=False)] if positions else []
+
+
+def _sample_rows(frame: pd.DataFrame, shown: list[str], indices: list) -> list[dict[str, Any]]:
+    return _rows(frame, shown, [i for i in indices[:SAMPLE_ROWS] if isinstance(i, int) and 0 <= i < len(frame)])
 
 
 def _failed_rule(r, frame: pd.DataFrame, id_columns: list[str], count: int | None = None,
@@ -210,9 +213,9 @@ def validate_groups(df: pd.DataFrame, suite: str, id_columns: list[str],
         # The sample rows of every file in one lookup: one per file cost more than the validation itself.
         shown = _shown(frame, id_columns, r.expectation_config.kwargs.get("column"))
         sampled = {g: rows[:SAMPLE_ROWS] for g, rows in by_group.items()}
-        picked = frame[shown].iloc[[i for rows in sampled.values() for i in rows]].itertuples(index=False)
+        picked = iter(_rows(frame, shown, [i for rows in sampled.values() for i in rows]))
         for g, rows in sampled.items():
-            samples = [{c: _json_safe(v) for c, v in zip(shown, next(picked), strict=True)} for _ in rows]
+            samples = [next(picked) for _ in rows]
             reports[g].failed.append(_failed_rule(r, frame, id_columns, len(by_group[g]), samples))
     sizes = groups.value_counts()
     for e in row_counts:
