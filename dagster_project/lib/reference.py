@@ -32,6 +32,8 @@ REFERENCE_TABLES = {
     "provinces": "wilayah_provinsi.csv",
     "regencies": "wilayah_kabkota.csv",
     "submission_windows": "submission_windows.csv",
+    "cohorts": "cohorts.csv",
+    "weighting_scenarios": "weighting_scenarios.csv",
 }
 # Which GX suite validates which table (suite file: expectations/<suite>.json).
 REFERENCE_SUITES = {
@@ -77,6 +79,10 @@ def _weights_sum(t: dict[str, pd.DataFrame]) -> list[dict]:
         total = da.loc[da["level"] == level, "bobot_pct"].sum()
         if abs(total - 100) > TOLERANCE:
             out.append({"level": f"{level} table", "sum": total, "expected": 100})
+    for scenario, g in t["weighting_scenarios"].groupby("scenario_id"):
+        if sorted(g["domain_no"]) != [1, 2, 3, 4] or abs(g["weight_pct"].sum() - 100) > 0.01 + TOLERANCE:
+            out.append({"level": "weighting scenario", "scenario_id": scenario, "domains": sorted(g["domain_no"]),
+                        "sum": g["weight_pct"].sum(), "expected": "domains 1-4 summing to 100"})
     if t["indicators_2018"]["bobot_indikator_pct"].notna().any():
         out.append({"level": "PermenPANRB 5/2018", "detail": "weights present, but none were published"})
     return out
@@ -115,6 +121,11 @@ def _codes_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
             for r in t["institutions"].itertuples() if pd.notna(r.province_code) and r.province_code not in provinces]
     out += [{"table": "institution_aliases", "institution_id": r.institution_id}
             for r in t["institution_aliases"].itertuples() if r.institution_id not in ids]
+    out += [{"table": "cohorts", "cohort_id": r.cohort_id, "institution_id": r.institution_id}
+            for r in t["cohorts"].itertuples() if r.institution_id not in ids]
+    dup = t["cohorts"][t["cohorts"].duplicated(["cohort_id", "institution_id"], keep=False)]
+    out += [{"table": "cohorts", "cohort_id": r.cohort_id, "institution_id": r.institution_id,
+             "detail": "member listed twice"} for r in dup.drop_duplicates(["cohort_id", "institution_id"]).itertuples()]
     regions = set(t["regencies"]["kode_kemendagri"]) | provinces
     pemda = t["institutions"][t["institutions"]["government_level"] == "pemda"]
     out += [{"table": "regions", "kemendagri_code": c, "detail": "region missing from the registry"}
@@ -155,11 +166,13 @@ def _windows_valid(t: dict[str, pd.DataFrame]) -> list[dict]:
 
 
 RULES = (
-    ("weights_sum_to_100", "Indicator weights of each framework sum to 100, and to their aspect and domain weights",
+    ("weights_sum_to_100", "Indicator weights of each framework sum to 100, and to their aspect and domain weights; "
+                           "each weighting scenario gives domains 1-4 weights summing to 100",
      _weights_sum),
     ("bands_contiguous", "Predikat bands of each framework are contiguous and cover 1.0-5.0", _bands_contiguous),
     ("codes_unique", "Ids and codes are unique in every reference table", _codes_unique),
-    ("codes_resolve", "Every province, alias and region code resolves; every region is in the registry",
+    ("codes_resolve", "Every province, alias, cohort member and region code resolves; every region is in the "
+                      "registry; a cohort lists a member once",
      _codes_resolve),
     ("targets_resolve", "Every target names an existing subject and a whole baseline (year and value, or neither); "
                         "national targets agree with the series",

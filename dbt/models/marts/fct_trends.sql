@@ -26,6 +26,8 @@ group_series as (
     from {{ ref('agg_groups') }} as g
     left join {{ ref('stg_reference__provinces') }} as p
         on g.group_type = 'province' and p.province_code = g.group_value
+    -- a previous_predikat group has new members every year: its mean is no trend
+    where g.group_type != 'previous_predikat'
     union all
     select 'national_published', 'Indonesia', 'Indeks SPBE Nasional (published)', year, index_value
     from {{ ref('stg_reference__national_index') }}
