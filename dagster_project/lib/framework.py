@@ -41,6 +41,18 @@ def framework_for_year(year: int, reference_dir: Path | None = None) -> str:
     return next((f for f in _INDICATOR_FILES if known[-1].startswith(f)), known[-1])
 
 
+def complete_domains(frame, reference_dir: Path | None = None):
+    """A copy of ``frame`` (index_value and the four DOMAIN_COLUMNS) where a row missing exactly one domain
+    gets it back-solved from the index formula, clamped to 1-5; rows missing more keep their gaps."""
+    weights = dict(zip(DOMAIN_COLUMNS, domain_weights(reference_dir), strict=True))
+    out = frame.copy()
+    for col in DOMAIN_COLUMNS:
+        rest = [c for c in DOMAIN_COLUMNS if c != col]
+        solved = ((frame["index_value"] - sum(frame[c].fillna(0) * weights[c] for c in rest)) / weights[col])
+        out[col] = frame[col].fillna(solved.clip(1, 5).where(frame[rest].notna().all(axis=1)))
+    return out
+
+
 FRAMEWORK_2018 = "PermenPANRB 5/2018"
 _INDICATOR_FILES = {FRAMEWORK_2020: "spbe_indikator_permen59_2020.csv",
                     FRAMEWORK_2018: "spbe_indikator_permen5_2018.csv"}

@@ -123,9 +123,9 @@ def _codes_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
             for r in t["institution_aliases"].itertuples() if r.institution_id not in ids]
     out += [{"table": "cohorts", "cohort_id": r.cohort_id, "institution_id": r.institution_id}
             for r in t["cohorts"].itertuples() if r.institution_id not in ids]
-    dup = t["cohorts"][t["cohorts"].duplicated(["cohort_id", "institution_id"], keep=False)]
+    twice = t["cohorts"][t["cohorts"].duplicated(["cohort_id", "institution_id"])]
     out += [{"table": "cohorts", "cohort_id": r.cohort_id, "institution_id": r.institution_id,
-             "detail": "member listed twice"} for r in dup.drop_duplicates(["cohort_id", "institution_id"]).itertuples()]
+             "detail": "member listed twice"} for r in twice.drop_duplicates().itertuples()]
     regions = set(t["regencies"]["kode_kemendagri"]) | provinces
     pemda = t["institutions"][t["institutions"]["government_level"] == "pemda"]
     out += [{"table": "regions", "kemendagri_code": c, "detail": "region missing from the registry"}

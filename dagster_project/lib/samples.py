@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from dagster_project.lib.framework import DOMAIN_COLUMNS, FRAMEWORK_2020, domain_weights, indicators
+from dagster_project.lib.framework import DOMAIN_COLUMNS, FRAMEWORK_2020, complete_domains, indicators
 from dagster_project.lib.registry import load_registry
 from dagster_project.lib.releases import normalize_release, read_release_csv
 from dagster_project.lib.submissions import JAKARTA, STAGES, submission_windows
@@ -41,13 +41,7 @@ def published_domains(years: tuple[int, ...] = (2023, 2024)) -> pd.DataFrame:
     for year in years:
         path = BUNDLED_RELEASES_DIR / f"spbe_results_{year}.csv"
         frames.append(normalize_release(read_release_csv(path.read_bytes(), path.name), year, registry))
-    df = pd.concat(frames, ignore_index=True)
-    weights = dict(zip(DOMAIN_COLUMNS, domain_weights(), strict=True))
-    for col in DOMAIN_COLUMNS:
-        others = sum(df[c].fillna(0) * w for c, w in weights.items() if c != col)
-        solved = ((df["index_value"] - others) / weights[col]).clip(1, 5)
-        df[col] = df[col].fillna(solved.where(df[[c for c in DOMAIN_COLUMNS if c != col]].notna().all(axis=1)))
-    return df.dropna(subset=list(DOMAIN_COLUMNS))
+    return complete_domains(pd.concat(frames, ignore_index=True)).dropna(subset=list(DOMAIN_COLUMNS))
 
 
 def final_levels(domains: dict[int, float], rng: random.Random) -> dict[int, int]:

@@ -36,3 +36,8 @@ select * from renamed
     {%- set only = ' filter (where ' ~ where ~ ')' if where else '' -%}
     sum({{ level }} * {{ weight }}){{ only }} / sum({{ weight }}){{ only }}
 {%- endmacro %}
+
+{# The evaluation stages in their order (lib/submissions.py STAGES; tests/test_analysis.py checks they agree). #}
+{% macro stage_order(stage) -%}
+    list_position(['self_assessment', 'document_review', 'interview', 'site_visit', 'final'], {{ stage }})
+{%- endmacro %}
