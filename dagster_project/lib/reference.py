@@ -25,6 +25,7 @@ REFERENCE_TABLES = {
     "targets": "targets.csv",
     "indicators": "spbe_indikator_permen59_2020.csv",
     "indicators_2018": "spbe_indikator_permen5_2018.csv",
+    "indicators_pemdi": "pemdi_indikator_permen8_2026_UNVERIFIED.csv",
     "domains_aspects": "spbe_domain_aspek_permen59_2020.csv",
     "maturity_levels": "spbe_tingkat_kematangan.csv",
     "predikat_bands": "spbe_predikat.csv",
@@ -69,6 +70,14 @@ def _weights_sum(t: dict[str, pd.DataFrame]) -> list[dict]:
     for fw, g in ind.groupby("framework"):
         if abs(g["bobot_indikator_pct"].sum() - 100) > TOLERANCE:
             out.append({"framework": fw, "level": "framework", "sum": g["bobot_indikator_pct"].sum(), "expected": 100})
+    pemdi = t["indicators_pemdi"]
+    if abs(pemdi["bobot_indikator_pct"].sum() - 100) > TOLERANCE:
+        out.append({"framework": "Pemdi", "level": "framework", "sum": pemdi["bobot_indikator_pct"].sum(),
+                    "expected": 100})
+    for k, g in pemdi.groupby("aspek_no"):
+        if abs(g["bobot_indikator_pct"].sum() - g["bobot_aspek_pct"].iloc[0]) > TOLERANCE:
+            out.append({"framework": "Pemdi", "level": "aspect", "number": int(k),
+                        "sum": g["bobot_indikator_pct"].sum(), "expected": float(g["bobot_aspek_pct"].iloc[0])})
     for level, key, weight in (("aspect", "aspek_no", "bobot_aspek_pct"), ("domain", "domain_no", "bobot_domain_pct")):
         for k, g in ind.groupby(key):
             if abs(g["bobot_indikator_pct"].sum() - g[weight].iloc[0]) > TOLERANCE:
