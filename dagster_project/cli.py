@@ -3,7 +3,8 @@
     spbe build            land every release of the configured source and the bundled samples, build, publish
     spbe ingest FILE...   land submission files now (as the inbox sensor would), then build and publish
     spbe generate-samples synthetic submissions for real institutions (deterministic)
-    spbe query "<SQL>"    run read-only SQL on the published data/warehouse/spbe.duckdb
+    spbe query "<SQL>"    read-only SQL on the published data/warehouse/spbe.duckdb (--as-of DATE: as published then)
+    spbe snapshots        the published warehouses kept for --as-of
     spbe summary          the warehouse path, the latest national top 10 and the predikat counts
     spbe bench            time the pipeline on synthetic tiers next to a plain DuckDB script
     spbe ui               the Dagster UI on localhost, loading workspace.yaml
@@ -244,17 +245,39 @@ def generate_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect_published(paths: DataPaths):
+def _connect_published(paths: DataPaths, as_of: str | None = None):
     import duckdb
 
-    if not paths.published_db.exists():
-        raise SystemExit(f"{paths.published_db} does not exist yet: run `spbe build` (or `make run`) first")
+    from dagster_project.lib.snapshots import parse_as_of, snapshot_as_of
+
+    db = paths.published_db
+    if as_of:
+        try:
+            snapshot = snapshot_as_of(paths.snapshots, parse_as_of(as_of))
+        except (ValueError, LookupError) as e:
+            raise SystemExit(str(e)) from None
+        print(f"as of {as_of}: the warehouse published {snapshot.published_at.isoformat()} "
+              f"(run {snapshot.run_id})", file=sys.stderr)
+        db = snapshot.path
+    if not db.exists():
+        raise SystemExit(f"{db} does not exist yet: run `spbe build` (or `make run`) first")
     # Read-only, and no file or network access from SQL: the CLI answers from the marts only.
-    return duckdb.connect(str(paths.published_db), read_only=True, config={"enable_external_access": False})
+    return duckdb.connect(str(db), read_only=True, config={"enable_external_access": False})
+
+
+def snapshots(_: argparse.Namespace) -> int:
+    from dagster_project.lib.snapshots import KEEP_ENV, keep_setting, list_snapshots
+
+    paths = data_paths()
+    kept = list_snapshots(paths.snapshots)
+    print(f"{len(kept)} published warehouses kept in {paths.snapshots} ({KEEP_ENV}={keep_setting()}), newest last:")
+    for s in kept:
+        print(f"  {s.published_at.isoformat()}  run {s.run_id}  {s.path.name}")
+    return 0
 
 
 def query(args: argparse.Namespace) -> int:
-    con = _connect_published(data_paths())
+    con = _connect_published(data_paths(), args.as_of)
     try:
         rel = con.sql(args.sql)
         if rel is None:
@@ -347,7 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("sql")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.add_argument("--max-rows", type=int, default=40)
+    q.add_argument("--as-of", metavar="DATE", help="query the warehouse as it was published on DATE (2025-01-15, end "
+                   "of day Asia/Jakarta) or at an ISO timestamp; see `spbe snapshots`")
     q.set_defaults(fn=query)
+    sub.add_parser("snapshots", help="the published warehouses kept for --as-of queries").set_defaults(fn=snapshots)
     sub.add_parser("summary", help="top 10 of the latest national ranking and predikat counts").set_defaults(fn=summary)
     k = sub.add_parser("bench", help="time the pipeline on synthetic tiers next to a plain DuckDB script")
     k.add_argument("--tier", choices=list(TIERS), default="tiny")

@@ -62,6 +62,14 @@ class DataPaths:
         return self.warehouse / "spbe.manifest.json"
 
     @property
+    def snapshots(self) -> Path:
+        return self.warehouse / "history"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
     def ingest_log(self) -> Path:
         return self.state / "ingest_log.jsonl"
 

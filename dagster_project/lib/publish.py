@@ -19,6 +19,7 @@ import duckdb
 
 from dagster_project.lib.archive import file_sha256, utc_now, write_atomically
 from dagster_project.lib.reference import REFERENCE_TABLES
+from dagster_project.lib.snapshots import save_snapshot
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
 MANIFEST_TABLE = "publish_manifest"
@@ -136,8 +137,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_id: str, tables: list[str],
-                  inputs: dict[str, str], fingerprint: str) -> PublishResult:
-    """Copy the named mart tables of the build database into a new file and swap it in.
+                  inputs: dict[str, str], fingerprint: str, history_dir: Path | None = None,
+                  keep_snapshots: int = 0) -> PublishResult:
+    """Copy the named mart tables of the build database into a new file and swap it in; keep it as one of the
+    last ``keep_snapshots`` snapshots in ``history_dir`` (lib/snapshots.py).
 
     Only the marts dbt knows now are copied: a mart removed from the project may linger in build.duckdb
     (dbt never drops it), and must not be published with stale data.
@@ -156,4 +159,6 @@ def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_i
             tmp.unlink(missing_ok=True)
             Path(f"{tmp}.wal").unlink(missing_ok=True)
         write_atomically(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+        if history_dir is not None:
+            save_snapshot(published_db, manifest, history_dir, keep_snapshots)
     return PublishResult(published_db, manifest)
