@@ -109,6 +109,10 @@ def build(args: argparse.Namespace) -> int:
     if not pending and not samples and not args.force and \
             published_fingerprint(paths.published_manifest) == build_fingerprint(input_hashes(paths)):
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
+        if not (paths.reports / "scorecards" / "index.html").exists():
+            with _instance() as instance:
+                if not _publish_reports(paths, _definitions(paths), instance):
+                    return 1
         return summary(args)
 
 
@@ -197,10 +201,27 @@ def _build_warehouse(paths: DataPaths, definitions, instance) -> bool:
         result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
             instance=instance, run_config=QUIET_RUN, raise_on_error=False, tags=_tags())
     if result.success:
-        return True
+        return _publish_reports(paths, definitions, instance)
     print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:", file=sys.stderr)
     for line in _failed_checks(result):
         print(f"  {line}", file=sys.stderr)
+    for line in _failed_steps(result):
+        print(f"  {line}", file=sys.stderr)
+    return False
+
+
+def _publish_reports(paths: DataPaths, definitions, instance) -> bool:
+    """Scorecards, validation results and dbt docs from the warehouse just published (data/reports/)."""
+    from dagster_project.defs.automation import REPORTS_JOB
+
+    with _run_log(paths, "publish_reports") as log_path:
+        result = definitions.resolve_job_def(REPORTS_JOB).execute_in_process(
+            instance=instance, run_config=QUIET_RUN, raise_on_error=False, tags=_tags())
+    if result.success:
+        print(f"reports: {paths.reports / 'scorecards' / 'index.html'}, {paths.reports / 'validation.html'}, "
+              f"{paths.reports / 'dbt-docs.html'}")
+        return True
+    print(f"the warehouse is published, but writing the reports failed (log: {log_path}):", file=sys.stderr)
     for line in _failed_steps(result):
         print(f"  {line}", file=sys.stderr)
     return False

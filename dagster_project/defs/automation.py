@@ -4,11 +4,13 @@
 import dagster as dg
 
 from dagster_project.defs.releases import official_release
+from dagster_project.defs.reports import REPORTS_GROUP
 from dagster_project.defs.submissions import submission_files
 
 INGEST_JOB = "ingest_release"
 SUBMISSIONS_JOB = "ingest_submissions"
 BUILD_JOB = "build_warehouse"
+REPORTS_JOB = "publish_reports"
 
 ingest_release_job = dg.define_asset_job(
     INGEST_JOB, selection=dg.AssetSelection.assets(official_release),
@@ -19,8 +21,13 @@ ingest_submissions_job = dg.define_asset_job(
     description="Archive, validate and land a batch of inbox files (the inbox sensor's job; `spbe ingest`).",
 )
 build_warehouse_job = dg.define_asset_job(
-    BUILD_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(official_release, submission_files),
+    BUILD_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(official_release, submission_files)
+    - dg.AssetSelection.groups(REPORTS_GROUP),
     description="Validate reference tables, run dbt build (seeds, models, tests) and publish spbe.duckdb.",
+)
+publish_reports_job = dg.define_asset_job(
+    REPORTS_JOB, selection=dg.AssetSelection.groups(REPORTS_GROUP),
+    description="Write the scorecards, the validation results page and the dbt docs catalog to data/reports/.",
 )
 
 # Evaluates the assets' automation conditions: the marts and the publish follow a landed release.

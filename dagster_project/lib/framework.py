@@ -31,6 +31,13 @@ def domain_weights(reference_dir: Path | None = None) -> tuple[float, ...]:
 
 
 @cache
+def domain_names(reference_dir: Path | None = None) -> tuple[str, ...]:
+    """Official domain names of PermenPANRB 59/2020, in domain order."""
+    rows = [r for r in _read("spbe_domain_aspek_permen59_2020.csv", reference_dir) if r["level"] == "domain"]
+    return tuple(r["nama"] for r in sorted(rows, key=lambda r: int(r["no"])))
+
+
+@cache
 def framework_for_year(year: int, reference_dir: Path | None = None) -> str:
     """The evaluation framework of a year, from the national series ("PermenPANRB 5/2018" before 2021).
 

@@ -1,0 +1,178 @@
+"""Scorecards: static HTML pages (a national page per year, a page per institution) with plotly charts.
+
+The site is self-contained: plotly.js comes from the plotly wheel and is written beside the pages, so nothing
+is fetched at view time (pages open from file://). A new site is written into a fresh folder and published
+by swapping the ``scorecards`` symlink, so a reader never sees a half-written site.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from dagster_project.lib.archive import utc_now
+from dagster_project.lib.scorecards import charts
+from dagster_project.lib.scorecards.data import (
+    NATIONAL_RANKS_SQL,
+    NATIONAL_TARGETS_SQL,
+    SECTIONS,
+    TREND_SQL,
+    ScorecardData,
+    load,
+)
+
+HERE = Path(__file__).parent
+SITE_LINK = "scorecards"  # data/reports/scorecards -> data/reports/.scorecards-<stamp>
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class Site:
+    root: Path  # the published link
+    n_national: int
+    n_institutions: int
+    n_charts: int
+
+
+def page_name(institution_id: str) -> str:
+    """A file name for an institution's page: registry ids are plain already, but nothing outside [A-Za-z0-9._-]
+    ever reaches a path."""
+    return f"{_SAFE.sub('_', institution_id)}.html"
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = lambda v, digits=2: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
+    env.filters["page"] = page_name
+    return env
+
+
+class _Figures:
+    """Collects figure specs for one page; each becomes a <script type="application/json"> beside its <div>."""
+
+    def __init__(self):
+        self.specs: list[tuple[str, str]] = []
+
+    def add(self, figure: dict) -> str:
+        chart_id = f"chart-{len(self.specs) + 1}"
+        # "</" would end the script element early: JSON allows the escaped form.
+        self.specs.append((chart_id, json.dumps(figure, separators=(",", ":")).replace("</", "<\\/")))
+        return chart_id
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _institution_page(data: ScorecardData, inst: dict, env: Environment, generated_at: str) -> tuple[str, int]:
+    iid = inst["institution_id"]
+    figures = _Figures()
+    index, computed, ranks = data.of(iid, "index"), data.of(iid, "computed"), data.of(iid, "ranks")
+    targets, steps, verification = data.of(iid, "targets"), data.of(iid, "steps"), data.of(iid, "verification")
+    latest_year = max((r["year"] for r in index), default=None)
+    verification_year = max((r["year"] for r in verification), default=None)
+    # One plan per target and basis: indicator steps from submitted levels, domain steps from official results.
+    keys = sorted({(s["target_id"], s["basis"]) for s in steps}, key=lambda k: (k[0], k[1] != "indicator_levels"))
+    plans = [{"target_id": t, "basis": b, "steps": [s for s in steps if (s["target_id"], s["basis"]) == (t, b)]}
+             for t, b in keys]
+    html = env.get_template("institution.html").render(
+        root="../", years=data.years, inst=inst, generated_at=generated_at, latest_year=latest_year,
+        index=index, ranks=[r for r in ranks if r["year"] == latest_year], targets=targets, plans=plans,
+        priorities=data.of(iid, "priorities"), mentors=data.of(iid, "mentors")[:12],
+        methodology=data.of(iid, "methodology"), verification_year=verification_year,
+        sql={name: section.sql_for(iid) for name, section in SECTIONS.items()},
+        chart_index=figures.add(charts.index_and_domains(index, computed)) if index else None,
+        chart_ranks=figures.add(charts.rank_intervals(ranks, latest_year)) if latest_year and ranks else None,
+        chart_targets=figures.add(charts.target_path(index, targets)) if targets else None,
+        chart_verification=figures.add(charts.verification_gap(verification, verification_year))
+        if verification_year else None,
+        figures=figures.specs,
+    )
+    return html, len(figures.specs)
+
+
+def _national_page(data: ScorecardData, year: int, env: Environment, generated_at: str,
+                   province_names: dict[str, str]) -> tuple[str, int]:
+    figures = _Figures()
+    groups = data.groups[data.groups["year"] == year]
+    national = groups[groups["group_type"] == "national"]
+    national_mean = float(national["mean_index"].iloc[0]) if not national.empty else None
+    ranks = data.national_ranks[data.national_ranks["year"] == year]
+    html = env.get_template("national.html").render(
+        root="", year=year, years=data.years, generated_at=generated_at,
+        national=_records(national), ranks=_records(ranks.head(40)), n_ranked=len(ranks),
+        n_tied_groups=int(ranks["tied_group"].max()) if not ranks.empty else 0,
+        cohorts=_records(groups[groups["group_type"] == "cohort"]),
+        # shown on the page for readers to run; never executed here
+        sql={"groups": "select * from agg_groups where year = " + str(year),  # noqa: S608
+             "ranks": NATIONAL_RANKS_SQL + f" and u.year = {year}\norder by u.published_rank",
+             "trend": TREND_SQL, "targets": NATIONAL_TARGETS_SQL},
+        chart_predikat=figures.add(charts.predikat_distribution(data.groups, year)),
+        chart_ranking=figures.add(charts.ranking_with_intervals(
+            _records(ranks.head(40)), f"Top 40 of {len(ranks)}, {year}: published rank and the 90% interval")),
+        chart_categories=figures.add(charts.group_means(data.groups, year, "category", {}, national_mean,
+                                                        "Mean index by category")),
+        chart_provinces=figures.add(charts.group_means(data.groups, year, "province", province_names,
+                                                       national_mean, "Mean index by province group")),
+        chart_trend=figures.add(charts.trend_against_targets(data.trend, data.national_targets)),
+        figures=figures.specs,
+    )
+    return html, len(figures.specs)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
+    """Write the whole site into a new folder and swap the ``scorecards`` link to it; remove older folders."""
+    con = duckdb.connect(str(published_db), read_only=True)
+    try:
+        data = load(con)
+    finally:
+        con.close()
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    generated_at = utc_now()
+    folder = reports_dir / f".scorecards-{generated_at.replace(':', '').replace('+', '_')}-{os.getpid()}"
+    env = _environment()
+    n_charts = 0
+    _write(folder / "assets" / "plotly.min.js", plotly_js)
+    for asset in ("report.js", "report.css"):
+        shutil.copyfile(HERE / "assets" / asset, folder / "assets" / asset)
+    institutions = _records(data.institutions)
+    province_names = dict(zip(data.institutions["province_code"].dropna(), data.institutions["province_name"]
+                              .dropna(), strict=False))
+    for year in data.years:
+        html, n = _national_page(data, year, env, generated_at, province_names)
+        _write(folder / f"national-{year}.html", html)
+        n_charts += n
+    for inst in institutions:
+        html, n = _institution_page(data, inst, env, generated_at)
+        _write(folder / "institutions" / page_name(inst["institution_id"]), html)
+        n_charts += n
+    latest = data.national_ranks.sort_values("year").groupby("institution_id").tail(1).set_index("institution_id")
+    _write(folder / "index.html", env.get_template("index.html").render(
+        root="", figures=[], years=data.years, generated_at=generated_at, institutions=[
+            {**i, "index_value": latest["index_value"].get(i["institution_id"]),
+             "predikat": latest["predikat"].get(i["institution_id"]),
+             "year": latest["year"].get(i["institution_id"])} for i in institutions]))
+    link = reports_dir / SITE_LINK
+    tmp_link = reports_dir / f".{SITE_LINK}.link-{os.getpid()}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(folder.name)
+    os.replace(tmp_link, link)  # atomic: a reader follows the old folder or the new one, never half of one
+    # The previous site stays for a reader still on it; older ones go.
+    for old in sorted(reports_dir.glob(".scorecards-*"))[:-2]:
+        if old.name != folder.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return Site(link, len(data.years), len(institutions), n_charts)

@@ -1,0 +1,159 @@
+"""Plotly figures for the scorecards, as plain figure specs (data + layout) that plotly.js draws in the page.
+
+Plain dicts, not ``plotly.graph_objects``: validating 2,000 figures through graph_objects costs far more than
+rendering the pages; tests/test_scorecards.py validates every figure of a page through graph_objects instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from dagster_project.lib.framework import DOMAIN_COLUMNS, domain_names, predikat_bands
+
+# Band colours, best first: a sequential green-to-red scale readable in print.
+PREDIKAT_COLOURS = {"Memuaskan": "#1a9850", "Sangat Baik": "#91cf60", "Baik": "#d9ef8b", "Cukup": "#fc8d59",
+                    "Kurang": "#d73027"}
+INDEX_COLOUR, TARGET_COLOUR, MUTED = "#2c3e91", "#c0392b", "#7f8c8d"
+DOMAIN_COLOURS = ("#8e44ad", "#16a085", "#d35400", "#2980b9")
+
+
+def _layout(title: str, **extra) -> dict:
+    layout = {"title": {"text": title, "x": 0, "font": {"size": 15}}, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+              "height": 360, "font": {"family": "system-ui, sans-serif", "size": 12}, "hovermode": "closest",
+              "plot_bgcolor": "#ffffff", "paper_bgcolor": "#ffffff",
+              "legend": {"orientation": "h", "y": -0.2}}
+    layout.update(extra)
+    return layout
+
+
+def _values(series: pd.Series) -> list:
+    """JSON-ready values: NaN becomes null (a gap in the line), numpy scalars become Python ones."""
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else
+            (v.item() if hasattr(v, "item") else v) for v in series.tolist()]
+
+
+def predikat_distribution(groups: pd.DataFrame, year: int) -> dict:
+    national = groups[(groups["year"] == year) & (groups["group_type"] == "national")]
+    names = list(PREDIKAT_COLOURS)
+    counts = [int(national[f"n_{p.lower().replace(' ', '_')}"].sum()) for p in names]
+    return {"data": [{"type": "bar", "x": names, "y": counts, "text": counts, "textposition": "outside",
+                      "marker": {"color": [PREDIKAT_COLOURS[p] for p in names]},
+                      "hovertemplate": "%{x}: %{y} institutions<extra></extra>"}],
+            "layout": _layout(f"Institutions per predikat, {year}", yaxis={"title": {"text": "institutions"}})}
+
+
+def ranking_with_intervals(rows: list[dict], title: str) -> dict:
+    """Median rank with the 5th-95th percentile interval, and the published rank, one row per entry (each with
+    name, published_rank, rank_p5, rank_p50, rank_p95), drawn best at the top."""
+    rows = rows[::-1]
+    labels = [r["name"] for r in rows]
+    return {"data": [
+        {"type": "scatter", "mode": "markers", "name": "median rank, 5th-95th percentile", "y": labels,
+         "x": [r["rank_p50"] for r in rows], "marker": {"color": MUTED, "size": 7},
+         "error_x": {"type": "data", "symmetric": False, "array": [r["rank_p95"] - r["rank_p50"] for r in rows],
+                     "arrayminus": [r["rank_p50"] - r["rank_p5"] for r in rows], "color": MUTED, "thickness": 2},
+         "hovertemplate": "%{y}: median %{x}<extra></extra>"},
+        {"type": "scatter", "mode": "markers", "name": "published rank", "y": labels,
+         "x": [r["published_rank"] for r in rows], "marker": {"color": INDEX_COLOUR, "symbol": "diamond", "size": 9},
+         "hovertemplate": "%{y}: published rank %{x}<extra></extra>"},
+    ], "layout": _layout(title, height=max(320, 22 * len(rows) + 120), margin={"l": 260, "r": 20, "t": 50, "b": 60},
+                         xaxis={"title": {"text": "rank (1 = highest index)"}, "rangemode": "tozero"},
+                         yaxis={"automargin": True})}
+
+
+def group_means(groups: pd.DataFrame, year: int, group_type: str, labels: dict[str, str], national: float | None,
+                title: str) -> dict:
+    rows = groups[(groups["year"] == year) & (groups["group_type"] == group_type)].sort_values("mean_index")
+    names = [labels.get(v, v) for v in rows["group_value"]]
+    shapes = [] if national is None else [{"type": "line", "x0": national, "x1": national, "yref": "paper",
+                                           "y0": 0, "y1": 1, "line": {"color": TARGET_COLOUR, "dash": "dot"}}]
+    return {"data": [{"type": "bar", "orientation": "h", "y": names, "x": _values(rows["mean_index"]),
+                      "marker": {"color": INDEX_COLOUR}, "customdata": _values(rows["n_institutions"]),
+                      "hovertemplate": "%{y}: mean %{x:.2f} over %{customdata} institutions<extra></extra>"}],
+            "layout": _layout(title, height=max(300, 18 * len(rows) + 110), shapes=shapes,
+                              margin={"l": 200, "r": 20, "t": 50, "b": 50},
+                              xaxis={"title": {"text": "mean index (dotted: national mean)"}, "range": [0, 5]})}
+
+
+def trend_against_targets(trend: pd.DataFrame, targets: pd.DataFrame) -> dict:
+    data = []
+    for (entity_type, entity_id), rows in trend.groupby(["entity_type", "entity_id"], sort=True):
+        name = "published national index" if entity_type == "national_published" else f"mean of {entity_id}"
+        data.append({"type": "scatter", "mode": "lines+markers", "name": name, "x": _values(rows["year"]),
+                     "y": _values(rows["index_value"]),
+                     "line": {"color": INDEX_COLOUR if entity_type == "national_published" else None}})
+    for subject, rows in targets.groupby("subject_id", sort=True):
+        label = "national targets" if subject == "indonesia" else f"target for the {subject} average"
+        data.append({"type": "scatter", "mode": "markers", "name": label, "x": _values(rows["target_year"]),
+                     "y": _values(rows["target_value"]), "text": _values(rows["target_id"]),
+                     "marker": {"symbol": "star" if subject != "indonesia" else "x", "size": 12,
+                                "color": TARGET_COLOUR},
+                     "hovertemplate": "%{text}: %{y} by %{x}<extra></extra>"})
+    return {"data": data, "layout": _layout("Index over time against targets",
+                                            yaxis={"title": {"text": "index"}, "range": [1, 5]},
+                                            xaxis={"dtick": 1})}
+
+
+def _column(rows: list[dict], key: str) -> list:
+    return [r[key] for r in rows]
+
+
+def index_and_domains(index: list[dict], computed: list[dict]) -> dict:
+    years = _column(index, "year")
+    data = [{"type": "scatter", "mode": "lines+markers", "name": "Indeks SPBE (official)", "x": years,
+             "y": _column(index, "index_value"), "line": {"color": INDEX_COLOUR, "width": 4}}]
+    for column, name, colour in zip(DOMAIN_COLUMNS, domain_names(), DOMAIN_COLOURS, strict=True):
+        data.append({"type": "scatter", "mode": "lines+markers", "name": name, "x": years,
+                     "y": _column(index, column), "line": {"color": colour, "dash": "dot"}})
+    final = [r for r in computed if r["stage"] == "final"]
+    if final:
+        data.append({"type": "scatter", "mode": "markers", "name": "computed from submitted final levels",
+                     "x": _column(final, "year"), "y": _column(final, "index_value"),
+                     "marker": {"symbol": "circle-open", "size": 12, "color": INDEX_COLOUR}})
+    bands = [{"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": b.lower, "y1": b.upper, "layer": "below",
+              "fillcolor": PREDIKAT_COLOURS.get(b.predikat, "#eeeeee"), "opacity": 0.12, "line": {"width": 0}}
+             for b in predikat_bands()]
+    return {"data": data, "layout": _layout("Index and domains over time (shaded: predikat bands)", shapes=bands,
+                                            yaxis={"title": {"text": "index"}, "range": [0, 5]},
+                                            xaxis={"dtick": 1})}
+
+
+SCOPE_LABELS = {"national": "national", "government_level": "pusat / pemda", "category": "category",
+                "province": "province", "cohort": "cohort", "previous_predikat": "same predikat last year"}
+
+
+def rank_intervals(ranks: list[dict], year: int) -> dict:
+    rows = [{**r, "name": f"{SCOPE_LABELS.get(r['scope'], r['scope'])}: {r['scope_value']} (of {r['n']})"}
+            for r in ranks if r["year"] == year]
+    figure = ranking_with_intervals(rows, f"Rank in every scope, {year}, with its 90% interval")
+    figure["layout"]["margin"]["l"] = 280
+    return figure
+
+
+def target_path(index: list[dict], targets: list[dict]) -> dict:
+    data = [{"type": "scatter", "mode": "lines+markers", "name": "official index", "x": _column(index, "year"),
+             "y": _column(index, "index_value"), "line": {"color": INDEX_COLOUR, "width": 3}}]
+    for t in targets:
+        data.append({"type": "scatter", "mode": "markers", "name": f"target {t['target_id']}",
+                     "x": [t["target_year"]], "y": [t["target_value"]],
+                     "marker": {"symbol": "star", "size": 14, "color": TARGET_COLOUR}})
+        if t["projected_value"] is not None and t["latest_year"] is not None:
+            data.append({"type": "scatter", "mode": "lines", "name": f"projection ({t['target_id']})",
+                         "x": [t["latest_year"], t["target_year"]], "y": [t["latest_value"], t["projected_value"]],
+                         "line": {"color": MUTED, "dash": "dash"}})
+    return {"data": data, "layout": _layout("Gap to targets", yaxis={"title": {"text": "index"}, "range": [1, 5]},
+                                            xaxis={"dtick": 1})}
+
+
+def verification_gap(verification: list[dict], year: int) -> dict:
+    rows = [r for r in verification if r["year"] == year]
+    indicators, names = _column(rows, "indicator"), _column(rows, "indicator_name")
+    return {"data": [
+        {"type": "bar", "name": "self-assessed level", "x": indicators, "y": _column(rows, "self_assessed_level"),
+         "marker": {"color": "#f39c12"}, "text": names, "hovertemplate": "%{x}. %{text}: %{y}<extra>self</extra>"},
+        {"type": "bar", "name": "final level", "x": indicators, "y": _column(rows, "final_level"),
+         "marker": {"color": INDEX_COLOUR}, "text": names, "hovertemplate": "%{x}. %{text}: %{y}<extra>final</extra>"},
+    ], "layout": _layout(f"Self-assessed vs final level per indicator, {year}", barmode="group",
+                         xaxis={"title": {"text": "indicator"}, "dtick": 1}, yaxis={"range": [0, 5.2]})}
