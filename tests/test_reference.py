@@ -1,5 +1,6 @@
 """Reference tables: GX suites and cross-table rules pass on the real tables and catch broken copies."""
 
+import pandas as pd
 import pytest
 
 from dagster_project.lib.quality import validate_frame
@@ -78,3 +79,25 @@ def test_gx_suite_flags_a_broken_registry(tables):
         ("expect_column_values_to_be_in_set", "government_level"),
         ("expect_column_values_to_be_unique", "institution_id"),
     }
+
+
+def test_a_cohort_member_must_exist_and_be_listed_once(tables):
+    cohorts = tables["cohorts"]
+    extra = pd.DataFrame([{**cohorts.iloc[0].to_dict(), "institution_id": "99.99"}, cohorts.iloc[0].to_dict()])
+    tables["cohorts"] = pd.concat([cohorts, extra], ignore_index=True)
+    failures = broken(tables, "codes_resolve").failures
+    assert {"table": "cohorts", "cohort_id": cohorts.iloc[0]["cohort_id"], "institution_id": "99.99"} in failures
+    assert any(f.get("detail") == "member listed twice" for f in failures)
+
+
+def test_a_weighting_scenario_must_cover_four_domains_summing_to_100(tables):
+    scenarios = tables["weighting_scenarios"]
+    scenarios.loc[scenarios["scenario_id"].eq("equal_domains") & scenarios["domain_no"].eq(4), "weight_pct"] = 30
+    failures = broken(tables, "weights_sum_to_100").failures
+    assert [f["scenario_id"] for f in failures if f.get("level") == "weighting scenario"] == ["equal_domains"]
+
+
+def test_the_unverified_pemdi_weights_are_checked_too(tables):
+    tables["indicators_pemdi"].loc[0, "bobot_indikator_pct"] += 1
+    failures = broken(tables, "weights_sum_to_100").failures
+    assert {f["level"] for f in failures if f.get("framework") == "Pemdi"} == {"framework", "aspect"}
