@@ -11,7 +11,8 @@ from dagster_project.lib.sources import source_config_from_env
 MARTS = {"dim_institution", "dim_indicator", "fct_index", "fct_rankings", "fct_trends", "fct_target_gap",
          "fct_ingest_log", "agg_groups", "fct_national_reconciliation", "fct_indicator_levels",
          "fct_submission_revisions", "fct_aspect_index", "fct_verification_gap", "fct_window_completeness",
-         "fct_work_unit_index"}
+         "fct_work_unit_index", "fct_improvement_priorities", "fct_target_steps", "fct_rank_uncertainty",
+         "fct_mentors", "dim_methodology", "fct_methodology_comparison"}
 
 
 def test_full_materialization_publishes_every_mart(built_warehouse, published):
