@@ -1,6 +1,7 @@
 """The `spbe` command on the published warehouse."""
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -54,3 +55,15 @@ def test_console_script_is_installed(on_built):
     done = subprocess.run([str(VENV_BIN / "spbe"), "query", "select count(*) as n from dim_institution",
                            "--format", "json"], capture_output=True, text=True, check=True)
     assert '"n":646' in done.stdout.replace(" ", "")
+
+
+def test_query_as_of_reads_the_snapshot_published_by_then(on_built, capsys):
+    assert cli.main(["snapshots"]) == 0
+    assert "1 published warehouses kept" in capsys.readouterr().out
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert cli.main(["query", "--as-of", tomorrow, "--format", "csv",
+                     "select count(*) as n from fct_rankings where scope = 'national' and year = 2024"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["n", "615"] and "as of" in captured.err
+    with pytest.raises(SystemExit, match="no published warehouse as of 2020-01-01"):
+        cli.main(["query", "--as-of", "2020-01-01", "select 1"])
