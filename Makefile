@@ -13,7 +13,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install postgres run test lint ui bench clean docs
+.PHONY: install postgres chromium run test lint ui bench clean docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,7 +37,15 @@ postgres:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "PostgreSQL could not be installed: tests/test_postgres.py will be skipped"
 
-test: install postgres
+# tests/test_scorecards.py opens the scorecards in headless Chromium: Debian's package, installed once when
+# missing (as root), driven by Playwright from PyPI. Playwright never downloads a browser of its own here.
+chromium:
+	@command -v chromium >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "Chromium could not be installed: the browser tests in tests/test_scorecards.py will be skipped"
+
+test: install postgres chromium
 	$(VENV)/bin/pytest
 
 lint: install
@@ -52,8 +60,11 @@ REPEAT ?= 3
 bench: install
 	for tier in $(TIERS); do $(VENV)/bin/spbe bench --tier $$tier --repeat $(REPEAT) || exit 1; done
 
+# The catalog as one self-contained page, data/reports/dbt-docs.html (`spbe build` writes it too).
 docs: install
-	cd dbt && ../$(VENV)/bin/dbt docs generate --profiles-dir .
+	cd dbt && ../$(VENV)/bin/dbt docs generate --static --profiles-dir . && mkdir -p $(SPBE_DATA_DIR)/reports && \
+	  cp target/static_index.html $(SPBE_DATA_DIR)/reports/dbt-docs.html
 
 clean:
-	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home data/bench dbt/target dbt/logs
+	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home data/bench data/reports \
+	  dbt/target dbt/logs
