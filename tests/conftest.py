@@ -96,6 +96,26 @@ def built_warehouse(isolated_environment):
         os.environ["SPBE_DATA_DIR"] = previous
 
 
+@pytest.fixture(scope="session")
+def reports(built_warehouse):
+    """The reports job (scorecards, validation page, dbt docs) materialized once on the built warehouse."""
+    import dagster as dg
+
+    from dagster_project.definitions import defs
+    from dagster_project.defs.automation import REPORTS_JOB
+
+    paths = built_warehouse[0]
+    previous = os.environ["SPBE_DATA_DIR"]
+    os.environ["SPBE_DATA_DIR"] = str(paths.root)
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = defs().resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance)
+    finally:
+        os.environ["SPBE_DATA_DIR"] = previous
+    assert result.success
+    return paths.reports, result
+
+
 @pytest.fixture
 def copy_of_built(built_warehouse, tmp_path, monkeypatch) -> DataPaths:
     """The built data dir, copied, so a test can break it without touching the shared one."""

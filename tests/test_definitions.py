@@ -18,7 +18,7 @@ def test_every_asset_has_a_group_kinds_and_a_description():
     g = graph()
     for key in g.get_all_asset_keys():
         node = g.get(key)
-        assert node.group_name in {"reference", "releases", "submissions", "warehouse", "publish"}, key
+        assert node.group_name in {"reference", "releases", "submissions", "warehouse", "publish", "reports"}, key
         assert node.kinds, key
         assert node.description, key
 
@@ -31,6 +31,7 @@ def test_groups_hold_what_their_names_say():
     assert by_group["releases"] == {"official_release", "ingest_log"}
     assert by_group["submissions"] == {"submission_files", "work_unit_files", "window_completeness_report"}
     assert by_group["publish"] == {"published_warehouse"}
+    assert by_group["reports"] == {"scorecards", "validation_results", "dbt_docs"}
     assert {"reference_tables", "reference/institutions", "reference/targets"} <= by_group["reference"]
     assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
 
@@ -72,7 +73,10 @@ def test_sensors_and_jobs():
     d = defs()
     assert {s.name for s in d.sensors} == {"release_source_sensor", "inbox_sensor", "warehouse_automation",
                                          "abandoned_runs_sensor"}
-    assert {j.name for j in d.jobs} == {"ingest_release", "ingest_submissions", "build_warehouse"}
+    assert {j.name for j in d.jobs} == {"ingest_release", "ingest_submissions", "build_warehouse", "publish_reports"}
+    # the warehouse job never waits on the reports; they follow a publish in a job of their own
+    build = d.resolve_job_def("build_warehouse").asset_layer.selected_asset_keys
+    assert dg.AssetKey("published_warehouse") in build and dg.AssetKey("scorecards") not in build
 
 
 def test_steps_run_in_process_unless_configured(monkeypatch):

@@ -64,6 +64,16 @@ def test_the_same_seed_gives_the_same_table_and_another_seed_other_draws():
     assert (one["rank_p5"] <= one["rank_p50"]).all() and (one["rank_p50"] <= one["rank_p95"]).all()
 
 
+def test_the_table_does_not_depend_on_the_order_rows_arrive_in():
+    frame = results([(str(i), 1 + (i * 7 % 40) / 10, 2.0, 1 + (i * 5 % 40) / 10, 3.0) for i in range(25)])
+    settings = MonteCarloSettings(draws=200, seed=11)
+    key = ["institution_id", "year", "scope", "scope_value"]
+    one = rank_uncertainty(frame, national(frame), settings).sort_values(key).reset_index(drop=True)
+    shuffled = frame.sample(frac=1, random_state=3)
+    two = rank_uncertainty(shuffled, national(shuffled).sample(frac=1, random_state=4), settings)
+    pd.testing.assert_frame_equal(one, two.sort_values(key).reset_index(drop=True))
+
+
 def test_a_missing_domain_is_back_solved_and_more_missing_keeps_the_published_index():
     frame = results([("one_missing", 3.0, 3.0, 3.0, 3.0), ("two_missing", 2.0, 2.0, 2.0, 2.0)])
     frame.loc[0, "policy_index"] = None

@@ -60,6 +60,15 @@ def simulate_indices(results: pd.DataFrame, settings: MonteCarloSettings,
     return simulated
 
 
+def _draw_ranks(values: np.ndarray) -> np.ndarray:
+    """Rank 1 = highest per column, for simulated values: the noise is continuous and drawn per institution, so
+    two values tie with probability zero and an ordinal rank equals the min rank (one sort per column, in C)."""
+    ranks = np.empty(values.shape, dtype=np.int64)
+    np.put_along_axis(ranks, np.argsort(-values, axis=0, kind="stable"),
+                      np.arange(1, values.shape[0] + 1)[:, None], axis=0)
+    return ranks
+
+
 def _min_rank_desc(values: np.ndarray) -> np.ndarray:
     """Rank 1 = highest per column; ties share the lowest rank (1, 2, 2, 4), as fct_rankings ranks."""
     ascending = np.sort(values, axis=0)
@@ -90,17 +99,18 @@ def rank_uncertainty(results: pd.DataFrame, scopes: pd.DataFrame, settings: Mont
     ``results``: one row per institution and year (institution_id, year, index_value, the four domains).
     ``scopes``: institution_id, year, scope, scope_value (int_official_index_by_scope).
     """
-    results = results.reset_index(drop=True)
+    # Row order decides which noise each institution draws: sort, so the same seed gives the same table.
+    results = results.sort_values(["year", "institution_id"]).reset_index(drop=True)
     simulated = simulate_indices(results, settings, base_weights)
     row_of = {(i, int(y)): n for n, (i, y) in enumerate(zip(results["institution_id"], results["year"],
                                                                 strict=True))}
     frames = []
     for (year, scope, scope_value), members in scopes.groupby(["year", "scope", "scope_value"], sort=True):
-        members = members[[(i, int(year)) in row_of for i in members["institution_id"]]]
+        members = members[[(i, int(year)) in row_of for i in members["institution_id"]]].sort_values("institution_id")
         if members.empty:
             continue
         rows = np.array([row_of[(i, int(year))] for i in members["institution_id"]])
-        ranks = _min_rank_desc(simulated[rows])
+        ranks = _draw_ranks(simulated[rows])
         p5, p50, p95 = (np.percentile(ranks, q, axis=1, method="inverted_cdf").astype(np.int64)
                         for q in (5, 50, 95))
         published = _min_rank_desc(results["index_value"].to_numpy(dtype=float)[rows, None])[:, 0]

@@ -143,7 +143,8 @@ def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
         con.close()
     reports_dir.mkdir(parents=True, exist_ok=True)
     generated_at = utc_now()
-    folder = reports_dir / f".scorecards-{generated_at.replace(':', '').replace('+', '_')}-{os.getpid()}"
+    stamp = generated_at.replace(":", "").replace("+", "_")  # folders sort by time: the last two are kept
+    folder = reports_dir / f".scorecards-{stamp}-{os.getpid()}"
     env = _environment()
     n_charts = 0
     _write(folder / "assets" / "plotly.min.js", plotly_js)
@@ -170,6 +171,8 @@ def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
     tmp_link = reports_dir / f".{SITE_LINK}.link-{os.getpid()}"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(folder.name)
+    if link.exists() and not link.is_symlink():  # a copy of the data dir turned the link into a folder
+        os.rename(link, reports_dir / f".scorecards-{stamp}-copied")
     os.replace(tmp_link, link)  # atomic: a reader follows the old folder or the new one, never half of one
     # The previous site stays for a reader still on it; older ones go.
     for old in sorted(reports_dir.glob(".scorecards-*"))[:-2]:

@@ -64,7 +64,7 @@ matched as (
 )
 
 select
-    m.* exclude (mentor_value, mentor_rank, own_value, peer_median),
+    m.* exclude (mentor_id, mentor_value, mentor_rank, own_value, peer_median),
     round(m.own_value, 4) as own_value,
     round(m.peer_median, 4) as peer_median,
     m.mentor_rank,
