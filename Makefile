@@ -45,8 +45,9 @@ chromium:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "Chromium could not be installed: the browser tests in tests/test_scorecards.py will be skipped"
 
+# Two workers, one per core; a test file stays on one worker (its module fixtures are built once).
 test: install postgres chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated data dir and Dagster home per session, dbt parsed once, and one real
 materialization of the whole pipeline on the bundled releases that many tests read from."""
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -32,8 +33,15 @@ def isolated_environment(tmp_path_factory):
     shutil.copyfile(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     for var in [k for k in os.environ if k.startswith("SPBE_RELEASE_")]:
         saved[var] = os.environ.pop(var)
-    subprocess.run([str(VENV_BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-                    "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"], check=True)
+    # Test workers (pytest-xdist) share dbt/target: one parses while the other waits, then finds it current.
+    from dagster_project.defs.warehouse import manifest_is_current
+
+    (DBT_PROJECT_DIR / "target").mkdir(exist_ok=True)
+    with open(DBT_PROJECT_DIR / "target" / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest_is_current(DBT_PROJECT_DIR / "target" / "manifest.json"):
+            subprocess.run([str(VENV_BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+                            "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"], check=True)
     yield root
     for k, v in saved.items():
         if v is None:

@@ -113,11 +113,15 @@ def test_methodology_variants_rescore_without_touching_as_published(published):
     (equal,) = rows(published, """select c.index_rescored, f.policy_index, f.governance_index, f.management_index,
         f.services_index, c.index_as_published, f.index_value
         from fct_methodology_comparison c join fct_index f using (institution_id, year)
-        where c.methodology_id = 'equal_domains' and f.source = 'official' and institution_id = '32.11'
+        where c.methodology_id = 'equal_domains' and c.basis = 'official' and f.source = 'official'
+        and institution_id = '32.11'
         and year = 2024""")
     assert equal["index_rescored"] == pytest.approx(
         (equal["policy_index"] + equal["governance_index"] + equal["management_index"] + equal["services_index"]) / 4,
         abs=1e-4)
     assert equal["index_as_published"] == equal["index_value"] == 4.51
+    computed = published.execute("""select count(*), max(abs(index_difference)) from fct_methodology_comparison
+        where basis = 'computed' and methodology_id = 'recomputed'""").fetchone()
+    assert computed[0] >= 4 and computed[1] < 1e-9  # computed indices follow the formula exactly
     kinds = dict(published.execute("select methodology_id, methodology_type from dim_methodology").fetchall())
     assert kinds["PermenPANRB 8/2026"] == "framework" and kinds["equal_indicators"] == "what_if_weighting"

@@ -51,9 +51,9 @@ SECTIONS = {
     "mentors": Section("year, peer_scope, peer_group, item_type, item_no, item_name, own_value, peer_median, "
                        "mentor_name, mentor_value, advantage", "fct_mentors", "mentor_rank = 1",
                        "year desc, advantage desc, peer_scope, item_no"),
-    "methodology": Section("year, methodology_id, index_as_published, index_rescored, rank_as_published, "
+    "methodology": Section("year, basis, methodology_id, index_as_published, index_rescored, rank_as_published, "
                            "rank_rescored, rank_difference", "fct_methodology_comparison", "",
-                           "year, methodology_id"),
+                           "year, basis desc, methodology_id"),
 }
 
 

@@ -1,13 +1,19 @@
--- How a methodology change would move the results (like COINr's compare_coins): every official result
--- re-scored from its published domain indices under each weighting of dim_methodology, next to the index and
--- national rank as published. 'recomputed' applies the official domain weights themselves, so its differences
--- show what rounding of the published values alone does. "As published" never changes: these are separate,
--- labelled series.
+-- How a methodology change would move the results (like COINr's compare_coins): every index re-scored from
+-- its domain indices under each weighting of dim_methodology, next to the index and rank as it stands. Two
+-- bases: the official results (published domain indices; rank among everyone published that year) and the
+-- computed final-stage indices (domains computed from submitted levels; rank among those computed).
+-- 'recomputed' applies the official domain weights themselves, so its differences show what rounding of the
+-- published values alone does. "As published" never changes: these are separate, labelled series.
 with official as (
-    select institution_id, year, index_value, predikat, policy_index, governance_index, management_index,
-           services_index
+    select 'official' as basis, institution_id, year, index_value, predikat, policy_index, governance_index,
+           management_index, services_index
     from {{ ref('int_official_results_current') }}
     where index_value is not null
+    union all
+    select 'computed', institution_id, year, index_value, predikat, policy_index, governance_index,
+           management_index, services_index
+    from {{ ref('fct_index') }}
+    where source = 'computed' and stage = 'final' and is_complete
 ),
 
 weightings as (
@@ -28,6 +34,7 @@ bands as (
 
 rescored as (
     select
+        o.basis,
         o.institution_id,
         o.year,
         w.methodology_id,
@@ -37,7 +44,7 @@ rescored as (
         (o.policy_index * w.policy_weight_pct + o.governance_index * w.governance_weight_pct
          + o.management_index * w.management_weight_pct + o.services_index * w.services_weight_pct) / 100
             as index_rescored,
-        rank() over (partition by w.methodology_id, o.year order by o.index_value desc) as rank_as_published
+        rank() over (partition by o.basis, w.methodology_id, o.year order by o.index_value desc) as rank_as_published
     from official as o
     cross join weightings as w
 ),
@@ -47,12 +54,13 @@ ranked as (
         *,
         -- a row missing a domain cannot be re-scored; it keeps no rank under the variant
         case when index_rescored is not null then
-            rank() over (partition by methodology_id, year order by index_rescored desc nulls last) end
+            rank() over (partition by basis, methodology_id, year order by index_rescored desc nulls last) end
             as rank_rescored
     from rescored
 )
 
 select
+    r.basis,
     r.institution_id,
     r.year,
     r.methodology_id,
