@@ -58,9 +58,11 @@ def ranking_with_intervals(rows: list[dict], title: str) -> dict:
         {"type": "scatter", "mode": "markers", "name": "published rank", "y": labels,
          "x": [r["published_rank"] for r in rows], "marker": {"color": INDEX_COLOUR, "symbol": "diamond", "size": 9},
          "hovertemplate": "%{y}: published rank %{x}<extra></extra>"},
-    ], "layout": _layout(title, height=max(320, 22 * len(rows) + 120), margin={"l": 260, "r": 20, "t": 50, "b": 60},
+    ], "layout": _layout(title, height=max(320, 22 * len(rows) + 140), margin={"l": 260, "r": 20, "t": 50, "b": 100},
                          xaxis={"title": {"text": "rank (1 = highest index)"}, "rangemode": "tozero"},
-                         yaxis={"automargin": True})}
+                         yaxis={"automargin": True},
+                         # below the axis title whatever the chart's height: placed on the whole figure
+                         legend={"orientation": "h", "yref": "container", "y": 0.01, "yanchor": "bottom"})}
 
 
 def group_means(groups: pd.DataFrame, year: int, group_type: str, labels: dict[str, str], national: float | None,
