@@ -151,8 +151,8 @@ def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
     for asset in ("report.js", "report.css"):
         shutil.copyfile(HERE / "assets" / asset, folder / "assets" / asset)
     institutions = _records(data.institutions)
-    province_names = dict(zip(data.institutions["province_code"].dropna(), data.institutions["province_name"]
-                              .dropna(), strict=False))
+    regional = data.institutions.dropna(subset=["province_code", "province_name"])
+    province_names = dict(zip(regional["province_code"], regional["province_name"], strict=True))
     for year in data.years:
         html, n = _national_page(data, year, env, generated_at, province_names)
         _write(folder / f"national-{year}.html", html)
