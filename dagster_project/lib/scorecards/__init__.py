@@ -109,7 +109,7 @@ def _national_page(data: ScorecardData, year: int, env: Environment, generated_a
     ranks = data.national_ranks[data.national_ranks["year"] == year]
     html = env.get_template("national.html").render(
         root="", year=year, years=data.years, generated_at=generated_at,
-        national=_records(national), ranks=_records(ranks.head(40)), n_ranked=len(ranks),
+        national=_records(national), n_ranked=len(ranks),
         n_tied_groups=int(ranks["tied_group"].max()) if not ranks.empty else 0,
         cohorts=_records(groups[groups["group_type"] == "cohort"]),
         # shown on the page for readers to run; never executed here
