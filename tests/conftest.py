@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated data dir and Dagster home per session, dbt parsed once, and one real
 materialization of the whole pipeline on the bundled releases that many tests read from."""
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -88,20 +89,26 @@ def run_pipeline(instance):
     return ingest, build
 
 
+@contextlib.contextmanager
+def data_dir_set_to(paths: DataPaths):
+    """SPBE_DATA_DIR pointed at ``paths`` for a session fixture (monkeypatch is function-scoped)."""
+    previous = os.environ["SPBE_DATA_DIR"]
+    os.environ["SPBE_DATA_DIR"] = str(paths.root)
+    try:
+        yield paths
+    finally:
+        os.environ["SPBE_DATA_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def built_warehouse(isolated_environment):
     """The whole pipeline materialized once on the bundled data, in its own data dir."""
     import dagster as dg
 
     paths = DataPaths(isolated_environment / "built").ensure()
-    previous = os.environ["SPBE_DATA_DIR"]
-    os.environ["SPBE_DATA_DIR"] = str(paths.root)
-    try:
-        with dg.DagsterInstance.ephemeral() as instance:
-            ingest, build = run_pipeline(instance)
-        yield paths, ingest, build
-    finally:
-        os.environ["SPBE_DATA_DIR"] = previous
+    with data_dir_set_to(paths), dg.DagsterInstance.ephemeral() as instance:
+        ingest, build = run_pipeline(instance)
+    yield paths, ingest, build
 
 
 @pytest.fixture(scope="session")
@@ -113,13 +120,8 @@ def reports(built_warehouse):
     from dagster_project.defs.automation import REPORTS_JOB
 
     paths = built_warehouse[0]
-    previous = os.environ["SPBE_DATA_DIR"]
-    os.environ["SPBE_DATA_DIR"] = str(paths.root)
-    try:
-        with dg.DagsterInstance.ephemeral() as instance:
-            result = defs().resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance)
-    finally:
-        os.environ["SPBE_DATA_DIR"] = previous
+    with data_dir_set_to(paths), dg.DagsterInstance.ephemeral() as instance:
+        result = defs().resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance)
     assert result.success
     return paths.reports, result
 
