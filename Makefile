@@ -21,7 +21,7 @@ $(UV):
 
 # The environment is rebuilt only when the lock file or pyproject change.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	$(UV) sync --frozen --extra dev --compile-bytecode --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.synced

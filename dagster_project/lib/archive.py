@@ -1,17 +1,16 @@
-"""Landing: every received file is kept byte for byte under its sha256 before anything parses it,
-and every arrival appends one line to the ingest log. Nothing received is deleted or overwritten."""
+"""Archive: every received file is kept byte for byte under its sha256 before anything parses it, and
+every file we write appears whole under its name (written aside, made durable, renamed). Nothing received
+is deleted or overwritten."""
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 # Extensions we archive under; a name from outside never becomes a path, only one of these does.
 ALLOWED_EXTENSIONS = frozenset({"csv", "xlsx", "json", "bin"})  # bin: a file of no supported type
@@ -193,34 +192,3 @@ class DurableBatch:
             self.commit()
         else:
             self.discard()
-
-
-# Every line carries every field (null where it does not apply): readers such as DuckDB's read_json infer
-# the columns from the lines they sample, and a field seen only later would be lost.
-LOG_FIELDS = ("logged_at", "dataset", "sha256", "original_name", "source", "received_at", "status", "rows",
-              "reason", "year", "institution_id", "stage", "is_late")
-
-
-def append_ingest_log(log_path: Path, *records: dict[str, Any]) -> None:
-    """One JSON line per arrival; a batch is one write and one fsync, so lines never interleave."""
-    lines = []
-    for record in records:
-        unknown = set(record) - set(LOG_FIELDS)
-        if unknown:
-            raise ValueError(f"ingest log fields {sorted(unknown)} are not in LOG_FIELDS")
-        full = {"logged_at": utc_now(), **{k: record.get(k) for k in LOG_FIELDS if k != "logged_at"}}
-        lines.append(json.dumps(full, ensure_ascii=False) + "\n")
-    if not lines:
-        return
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as f:
-        f.write("".join(lines))
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_ingest_log(log_path: Path) -> list[dict[str, Any]]:
-    if not log_path.exists():
-        return []
-    with open(log_path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

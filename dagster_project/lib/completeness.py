@@ -42,3 +42,17 @@ def summarize(rows: pd.DataFrame) -> dict:
         "quarantined": sorted(rows.loc[rows["status"] == "quarantined", "institution_name"].dropna().tolist()),
         "late": sorted(rows.loc[rows["status"] == "late", "institution_name"].dropna().tolist()),
     }
+
+
+def markdown(year: int, stage: str, report: dict) -> str:
+    """The report of one window as a Markdown table for the Dagster UI."""
+    statuses = ", ".join(f"{k} {v}" for k, v in report["by_status"].items())
+    lines = [f"**{year} {stage}**: {report['expected']} expected; {statuses}",
+             "", "| category | submitted | late | quarantined | missing |", "|---|---|---|---|---|"]
+    lines += [f"| {r['category']} | {r['submitted']} | {r['late']} | {r['quarantined']} | {r['missing']} |"
+              for r in report["by_category"]]
+    if report["quarantined"]:
+        lines += ["", "Quarantined: " + ", ".join(report["quarantined"])]
+    if report["late"]:
+        lines += ["", "Late: " + ", ".join(report["late"])]
+    return "\n".join(lines)

@@ -1,130 +1,308 @@
-"""The inbox: files dropped by people or a sync job, waiting to be landed.
+"""The inbox: files dropped by people or sync tools, taken only once they are whole.
 
 Names come from outside, so they are only ever looked up inside the inbox folder: a name with a path
-separator, a leading dot or a parent reference is refused, never joined into a path. A run first *claims*
-a file by renaming it into ``.processing/``: a newer upload under the same name then waits in the inbox
-for its own run instead of being deleted unread. Claims live in a folder named for the claiming process
-(``.processing/<host:pid:start>/``): when that process is gone (killed, crashed), the next look returns its
-files to the inbox, so a killed run never strands a file.
+separator or a parent reference is refused, never joined into a path.
+
+**When a file is whole.** A file is taken when two looks some time apart (``SETTLE_SECONDS``) see the same
+size, modification time and inode, and no process has it open for writing (Linux refuses a read lease on
+a file open for writing). Sync tools that write under a temporary name and rename at the end are taken at
+once after the rename: names ending in ``.part``, ``.tmp``, ``.partial``, ``.crdownload`` or ``~`` and
+hidden names (``.name``) are such temporary names, and are left alone while they may still be written.
+
+**Claims.** A run *claims* a file by renaming it into ``.processing/<owner>/<random id>``, with the
+original name kept beside it in ``<random id>.name``: claimed names fit every file-system limit whatever
+the original name, and a newer upload under the same name waits in the inbox for its own run. The owner
+is the claiming process (``host:pid:start``); when it is gone (killed, crashed), whoever looks next returns
+its files to the inbox under their names.
+
+**What is set aside.** A directory, a FIFO, a socket, a device, a symlink, an unreadable file, or a
+temporary name left unchanged for ``ABANDONED_SECONDS`` is never opened: it is moved to
+``quarantine/set_aside/`` with the reason, and the landing logs a ``rejected`` line for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import stat
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster_project.lib.archive import file_sha256
 from dagster_project.lib.processes import owner_is_gone, owner_of
 
-SETTLE_SECONDS = 2.0  # a file still being copied in is left for the next look
 PROCESSING = ".processing"
+SET_ASIDE = "set_aside"
+SETTLE_SECONDS = 1.0  # two looks this far apart must agree before a file is taken
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", "~")
+ABANDONED_SECONDS = 3600  # a temporary name unchanged this long was abandoned by its writer
 ORPHAN_SECONDS = 3600  # a claim of unknown owner this old belongs to a run that died
+_F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)  # Linux
 
 
 @dataclass(frozen=True)
-class InboxFile:
+class Seen:
+    """One look at an inbox entry."""
+
     name: str
-    sha256: str
     size: int
     mtime_ns: int
+    inode: int
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return self.size, self.mtime_ns, self.inode
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look at the inbox found."""
+
+    files: dict[str, Seen]  # regular files with final names
+    temporary: dict[str, Seen]  # temporary names: being written, or abandoned
+    odd: dict[str, str]  # name -> why it cannot be a submission (directory, FIFO, symlink, ...)
+
+
+@dataclass(frozen=True)
+class Claim:
+    path: Path  # the claimed file, under .processing/<owner>/
+    original_name: str  # as sent: only ever shown, never a path
 
 
 def inbox_path(inbox: Path, name: str, resolved_inbox: Path | None = None) -> Path:
-    """The path of an inbox file by its bare name; anything that could leave the inbox is refused."""
-    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\x00" in name:
+    """The path of an inbox entry by its bare name; anything that could leave the inbox is refused."""
+    if not name or name in (".", "..", PROCESSING) or "/" in name or "\x00" in name:
         raise ValueError(f"{name!r} is not a plain file name in the inbox")
     path = inbox / name
-    if path.resolve().parent != (resolved_inbox or inbox.resolve()):
+    if path.absolute().parent.resolve() != (resolved_inbox or inbox.resolve()):
         raise ValueError(f"{name!r} resolves outside the inbox")
     return path
 
 
-def claim(inbox: Path, name: str) -> Path:
-    """Move an inbox file aside for this run; what arrives under its name afterwards stays for the next."""
-    ((_, claimed),) = claim_all(inbox, [name])
-    if isinstance(claimed, Exception):
-        raise claimed
-    return claimed
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
 
 
-def claim_all(inbox: Path, names: list[str]) -> list[tuple[str, Path | Exception]]:
-    """``claim`` for a batch: the owner's folder is made once, and a name that cannot be claimed (refused,
-    or already gone) comes back with its error instead of stopping the others."""
-    folder = inbox / PROCESSING / owner_of()
+def _kind(mode: int) -> str | None:
+    """Why an entry of this type cannot be a submission, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def look(inbox: Path) -> Look:
+    """One look at the inbox, without opening anything (``lstat`` only: a symlink is never followed)."""
+    files, temporary, odd = {}, {}, {}
+    if not inbox.is_dir():
+        return Look(files, temporary, odd)
+    for entry in os.scandir(inbox):
+        name = entry.name
+        if name == PROCESSING:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone between the listing and the look
+        why = _kind(st.st_mode)
+        seen = Seen(name, st.st_size, st.st_mtime_ns, st.st_ino)
+        if why is not None:
+            odd[name] = why
+        elif is_temporary(name):
+            temporary[name] = seen
+        elif not os.access(entry.path, os.R_OK):
+            odd[name] = "unreadable (permission denied)"
+        else:
+            files[name] = seen
+    return Look(files, temporary, odd)
+
+
+def open_for_writing(path: Path) -> bool | None:
+    """Whether some process has this file open for writing (True/False), or None where the system cannot
+    tell (another owner's file, a file system without leases). A read lease is refused on a file that is
+    open for writing; taking one and giving it back at once disturbs nobody."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    except OSError as e:
+        return True if e.errno == errno.EAGAIN else None
+    finally:
+        os.close(fd)
+
+
+def settled(first: Look, second: Look, inbox: Path) -> list[Seen]:
+    """Files that two looks (``SETTLE_SECONDS`` apart) found unchanged and that nobody writes to now."""
+    out = []
+    for name, seen in sorted(second.files.items()):
+        before = first.files.get(name)
+        if before is None or before.key != seen.key:
+            continue
+        if open_for_writing(inbox / name):
+            continue
+        out.append(seen)
+    return out
+
+
+def abandoned(look_: Look, now: float) -> dict[str, str]:
+    """Entries to set aside: odd entries at once, temporary names once unchanged for ABANDONED_SECONDS."""
+    out = dict(look_.odd)
+    for name, seen in look_.temporary.items():
+        if now - seen.mtime_ns / 1e9 > ABANDONED_SECONDS:
+            out[name] = f"a temporary or hidden name left unchanged for over {ABANDONED_SECONDS // 60} minutes"
+    return out
+
+
+def claim_all(inbox: Path, names: list[str], owner: str | None = None) -> list[tuple[str, Claim | Exception]]:
+    """Move inbox files aside for this process's run, each under a random id with its name beside it. A name
+    that cannot be claimed (refused, gone, or still open for writing) comes back with its error, and the
+    others go on."""
+    folder = inbox / PROCESSING / (owner or owner_of())
     folder.mkdir(parents=True, exist_ok=True)
     resolved = inbox.resolve()
-    out: list[tuple[str, Path | Exception]] = []
+    out: list[tuple[str, Claim | Exception]] = []
     for name in names:
         try:
             source = inbox_path(inbox, name, resolved)
-            target = folder / f"{uuid.uuid4().hex}__{name}"
-            os.replace(source, target)
-            out.append((name, target))
-        except (ValueError, FileNotFoundError) as e:
+            if not stat.S_ISREG(os.lstat(source).st_mode):
+                raise ValueError(f"{name!r} is not a regular file")
+            claim = _new_claim(folder, name)
+            try:
+                os.rename(source, claim.path)
+            except BaseException:
+                claim.path.with_suffix(".name").unlink(missing_ok=True)
+                raise
+            if open_for_writing(claim.path):  # a writer opened it just now: give it back untouched
+                unclaim(inbox, claim.path)
+                raise BlockingIOError(errno.EBUSY, f"{name!r} is open for writing: left for the next look")
+            out.append((name, claim))
+        except (ValueError, OSError) as e:
             out.append((name, e))
     return out
 
 
-def unclaim(inbox: Path, claimed: Path) -> Path:
-    """Put a claimed file back in the inbox under its name (or a prefixed one if a newer upload took it)."""
-    uid, _, name = claimed.name.partition("__")
-    target = inbox / name
-    if target.exists():
-        target = inbox / f"{uid[:8]}-{name}"
-    os.replace(claimed, target)
+def claim_copy(inbox: Path, source: Path, name: str, owner: str | None = None) -> Claim:
+    """A claim made from a file outside the inbox (``spbe ingest FILE``): copied straight into this process's
+    claim folder, so that no inbox sensor can take it first. The copy is written aside, then renamed."""
+    folder = inbox / PROCESSING / (owner or owner_of())
+    folder.mkdir(parents=True, exist_ok=True)
+    claim = _new_claim(folder, name)
+    tmp = folder / f".{claim.path.name}.copying"
+    with open(source, "rb") as src, open(tmp, "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    os.rename(tmp, claim.path)
+    return Claim(claim.path, name)
+
+
+def _new_claim(folder: Path, name: str) -> Claim:
+    """A fresh claim path, with the original name written beside it first (so a return never loses it)."""
+    claim = Claim(folder / uuid.uuid4().hex, name)
+    claim.path.with_suffix(".name").write_bytes(name.encode("utf-8", "surrogateescape"))
+    return claim
+
+
+def claimed_name(path: Path) -> str:
+    """The original name of a claimed file (its ``.name`` file), or its id if that was lost."""
+    try:
+        return path.with_suffix(".name").read_bytes().decode("utf-8", "surrogateescape")
+    except OSError:
+        return path.name
+
+
+def release(claim_path: Path) -> None:
+    """Forget a claim whose file was landed (archived first, so nothing is lost)."""
+    claim_path.unlink(missing_ok=True)
+    claim_path.with_suffix(".name").unlink(missing_ok=True)
+
+
+def unclaim(inbox: Path, claim_path: Path) -> Path:
+    """Put a claimed file back in the inbox under its name (prefixed if a newer upload took the name)."""
+    name = claimed_name(claim_path)
+    target = _free_name(inbox, name, claim_path.name[:8])
+    os.rename(claim_path, target)
+    claim_path.with_suffix(".name").unlink(missing_ok=True)
     return target
 
 
-def _readable_name(entry: Path) -> Path:
-    """A name that is not valid UTF-8 cannot travel in run config or logs: rename it, keeping what can be read."""
-    try:
-        entry.name.encode("utf-8")
-        return entry
-    except UnicodeEncodeError:
-        fixed = entry.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        target = entry.with_name(fixed)
-        if not target.exists():
-            os.replace(entry, target)
-            return target
-        return entry
+def _free_name(folder: Path, name: str, tag: str) -> Path:
+    """``name`` in ``folder`` if free, else ``<tag>-<name>`` cut to the 255-byte name limit (suffix kept)."""
+    if not (folder / name).exists() and not (folder / name).is_symlink():
+        return folder / name
+    raw = f"{tag}-{name}".encode("utf-8", "surrogateescape")
+    if len(raw) > 255:
+        suffix = Path(name).suffix.encode("utf-8", "surrogateescape")[-20:]
+        raw = raw[: 255 - len(suffix)] + suffix
+    return folder / raw.decode("utf-8", "surrogateescape")
 
 
-def _return_orphans(inbox: Path, now: float) -> None:
-    """Claims whose process is gone go back to the inbox; so do claims of unknown owner older than an hour."""
+def set_aside(inbox: Path, quarantine: Path, names: dict[str, str]) -> list[tuple[str, str, Path]]:
+    """Move odd entries out of the inbox unopened (a rename moves a FIFO, a link or a folder as it is).
+    Returns (name, reason, where) for each one moved."""
+    folder = quarantine / SET_ASIDE
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = inbox.resolve()
+    out = []
+    for name, reason in sorted(names.items()):
+        try:
+            source = inbox_path(inbox, name, resolved)
+            target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+            (target.parent / f"{target.name}.name").write_bytes(name.encode("utf-8", "surrogateescape"))
+            os.rename(source, target)
+        except (ValueError, OSError):
+            continue  # gone or refused meanwhile: the next look decides again
+        out.append((name, reason, target))
+    return out
+
+
+def return_orphans(inbox: Path, now: float | None = None) -> list[Path]:
+    """Claims whose process is gone go back to the inbox, as do claims of unknown owner older than
+    ORPHAN_SECONDS. Every entry point calls this: the sensor, the CLI and the landing itself."""
     folder = inbox / PROCESSING
     if not folder.is_dir():
-        return
+        return []
+    now = time.time() if now is None else now
+    returned = []
     for entry in folder.iterdir():
         if entry.is_dir() and owner_is_gone(entry.name):
             for claimed in entry.iterdir():
-                if claimed.is_file() and "__" in claimed.name:
-                    unclaim(inbox, claimed)
+                if claimed.is_file() and not claimed.suffix and not claimed.name.startswith("."):
+                    with contextlib.suppress(OSError):
+                        returned.append(unclaim(inbox, claimed))
+            for leftover in entry.iterdir():  # names of files already landed, half copies
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
             with contextlib.suppress(OSError):
                 entry.rmdir()
         elif entry.is_file() and "__" in entry.name and now - entry.stat().st_mtime > ORPHAN_SECONDS:
-            unclaim(inbox, entry)
+            # a claim of the earlier layout (.processing/<uuid>__<name>)
+            with contextlib.suppress(OSError):
+                target = _free_name(inbox, entry.name.partition("__")[2], entry.name[:8])
+                os.rename(entry, target)
+                returned.append(target)
+    return returned
 
 
-def pending_files(inbox: Path, known: dict[str, InboxFile] | None = None, now: float | None = None) -> list[InboxFile]:
-    """Settled regular files in the inbox, by name; hidden and still-growing files are skipped. A file whose
-    size and mtime match ``known`` keeps its known hash instead of being read again."""
-    if not inbox.is_dir():
-        return []
-    now = time.time() if now is None else now
-    _return_orphans(inbox, now)
-    out = []
-    for entry in sorted(inbox.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.is_symlink() or not entry.is_file():
-            continue
-        entry = _readable_name(entry)
-        stat = entry.stat()
-        if now - stat.st_mtime < SETTLE_SECONDS:
-            continue
-        seen = (known or {}).get(entry.name)
-        same = seen is not None and (seen.size, seen.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-        out.append(InboxFile(entry.name, seen.sha256 if same else file_sha256(entry), stat.st_size, stat.st_mtime_ns))
-    return out
+def readable_name(inbox: Path, name: str) -> str:
+    """A name that is not valid UTF-8 cannot travel in run config or logs: rename the file, keeping what can
+    be read. Returns the name to use."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        fixed = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        if not (inbox / fixed).exists():
+            os.rename(inbox / name, inbox / fixed)
+            return fixed
+        return name

@@ -1,9 +1,10 @@
-"""Landing: archive by hash -> parse -> validate -> lake or quarantine, for every dataset.
+"""Landing: archive by hash -> parse -> validate -> lake or quarantine -> one line in the ingest log.
 
 Two datasets arrive as files: official releases (one results table per year, from the release source) and
 regional submissions (one institution x year x stage, from the inbox). Both land the same way. Landing is
 content-addressed, so the same bytes twice is a no-op reported as ``duplicate``. A correction is a new
-sha256, hence a new lake file, and older ones stay.
+sha256, hence a new lake file, and older ones stay. A file counts once its line is in the ingest log
+(lib/ingest_log.py), which also decides whether it becomes current.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import duckdb
 import pandas as pd
 import requests
 
-from dagster_project.lib.archive import DurableBatch, append_ingest_log, copy_atomically, utc_now, write_atomically
-from dagster_project.lib.quality import suite_path, validate_frame, validate_groups
+from dagster_project.lib.archive import DurableBatch, copy_atomically, utc_now, write_atomically
+from dagster_project.lib.inbox import Claim
+from dagster_project.lib.ingest_log import IngestLog
+from dagster_project.lib.quality import plain_reason, suite_path, validate_frame, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
 from dagster_project.lib.releases import ReleaseFormatError, normalize_release, read_release_csv
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig, fetch_release
@@ -52,8 +55,6 @@ SUBMISSIONS = Dataset("submissions", ("row_number", "institution_code", "stage",
 # Work units' (OPD) own self-assessments: the same contract and suite, their own lake folder and log dataset,
 # so that they never count as their institution's submission.
 WORK_UNITS = "work_unit_submissions"
-# The release names kept for their callers.
-DATASET, SUITE, ID_COLUMNS = RELEASES.name, RELEASES.name, list(RELEASES.id_columns)
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,14 @@ class LandingResult:
     report: dict
     not_modified: bool = False
     original_name: str = ""
+    changes_data: bool = False  # the ingest log's verdict: a build would publish something new
 
     @property
     def accepted(self) -> bool:
         return self.report.get("passed", False)
 
 
-def lake_file(paths: DataPaths, year: int, sha256: str, dataset: str = DATASET) -> Path:
+def lake_file(paths: DataPaths, year: int, sha256: str, dataset: str = RELEASES.name) -> Path:
     return paths.lake_dataset(dataset) / f"year={year}" / f"{sha256}.parquet"
 
 
@@ -102,7 +104,7 @@ def validation_fingerprint(dataset: Dataset = RELEASES) -> str:
 Parser = Callable[[bytes], tuple[pd.DataFrame | None, dict, str]]
 
 
-def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths,
+def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths, run_id: str = "",
                  session: requests.Session | None = None, registry: Registry | None = None) -> LandingResult:
     """Fetch and land one release; source errors propagate (nothing landed), data errors quarantine."""
     paths.ensure()
@@ -113,26 +115,29 @@ def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths,
             read_release_csv(content, Path(entry.url).name), entry.year, registry or load_registry()),
             Path(entry.url).name, (ReleaseFormatError,))
 
-    result = _land(paths, RELEASES, fetched.path, fetched.sha256, entry.url, cfg.kind, parse,
-                   year_of=lambda frame: entry.year)
+    result = _land(paths, fetched.path, fetched.sha256, entry, cfg.kind, parse, run_id)
     return dataclasses.replace(result, not_modified=fetched.not_modified)
 
 
-@dataclass(frozen=True)
-class Arrival:
-    path: Path  # where the file is now (claimed in the inbox)
-    original_name: str  # as sent: only ever shown, never a path
+def release_is_current(paths: DataPaths, entry: ReleaseEntry) -> bool:
+    """Whether the current release of the entry's year is this entry (same version from the source): such
+    an entry needs no landing. An entry with a sha256 is compared by content, others by their version."""
+    log = IngestLog(paths.ingest_log)
+    current = log.current_line((RELEASES.name, entry.year, None, None, None))
+    if current is None:
+        return False
+    return current.get("sha256") == entry.sha256 if entry.sha256 else current.get("source_version") == entry.fingerprint
 
 
 @dataclass
 class BatchOutcome:
     results: list[LandingResult]  # one per landed file, in arrival order
-    failed: list[tuple[Arrival, Exception]]  # files that could not even be archived: nothing of them landed
+    failed: list[tuple[Claim, Exception]]  # files that could not even be archived: nothing of them landed
 
 
 @dataclass
 class _Arrived:
-    arrival: Arrival
+    arrival: Claim
     name: str  # printable
     ext: str
     sha256: str
@@ -144,24 +149,16 @@ class _Arrived:
     same_as: int | None = None  # an earlier file of this batch with the same content
 
 
-def land_submission(paths: DataPaths, source_file: Path, original_name: str, source: str = "inbox",
-                    registry: Registry | None = None) -> LandingResult:
-    """Land one submission file: see ``land_submissions``."""
-    outcome = land_submissions(paths, [Arrival(source_file, original_name)], source, registry)
-    if outcome.failed:
-        raise outcome.failed[0][1]
-    return outcome.results[0]
-
-
-def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "inbox",
+def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inbox", run_id: str = "",
                      registry: Registry | None = None) -> BatchOutcome:
     """Land a batch of submission files: archive every file as received (streamed, whatever its size), then
     parse each, validate all of them in one GX run, and write one lake file per year for the accepted ones.
 
     Each file gets its own verdict, as if it had come alone; one bad file never holds back the others.
     Order makes a crash at any point safe to re-run: archive, then lake and quarantine copies, then the
-    ingest-log lines, then the reports, which mark the landing as done. If a step after the archive fails
-    for the whole batch (a full disk), the error propagates and nothing of the batch is reported landed.
+    ingest-log lines (the commit), then the reports, which mark the landing as done. If a step after the
+    archive fails for the whole batch (a full disk), the error propagates and nothing of the batch is
+    reported landed.
     """
     paths.ensure()
     registry = registry or load_registry()
@@ -193,7 +190,8 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
 
     results: list[LandingResult | None] = [None] * len(arrived)
     # Log lines in arrival order: the latest landing of an institution's file decides its current revision.
-    log: list[dict | None] = [None] * len(arrived)
+    log: list[tuple[dict, bool] | None] = [None] * len(arrived)
+    base = {"source": source, "run_id": run_id, "received_at": received_at}
     with DurableBatch() as batch:
         for i, f in enumerate(arrived):
             if f.previous is not None or f.same_as is not None:
@@ -201,17 +199,18 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
             report, reason = f.verdict
             fact = facts.get(f.frame_index, {})
             f.dataset = WORK_UNITS if fact.get("keys", {}).get("work_unit") else SUBMISSIONS.name
-            entry = {"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": f.dataset,
-                     "received_at": received_at}
             year, rows = fact.get("year"), fact.get("rows", 0)
             status = "loaded" if report["passed"] and year is not None else "quarantined"
+            if status == "quarantined" or report.get("failed"):
+                reason = plain_reason(report, f.name)
             report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
                           original_name=f.name, validation_fingerprint=validation_fingerprint(SUBMISSIONS),
                           **fact.get("keys", {}))
             if status == "quarantined":
                 batch.copy(f.path, paths.quarantine / f.path.name)
                 batch.write(paths.quarantine / f"{f.sha256}.report.json", _report_bytes(report))
-            log[i] = {**entry, **_keys(report), "status": status, "rows": rows, "reason": reason}
+            log[i] = {**base, "sha256": f.sha256, "original_name": f.name, "dataset": f.dataset,
+                      **_keys(report), "status": status, "rows": rows, "reason": reason}, True
             results[i] = LandingResult(f.dataset, year, f.sha256, status, rows, reason, report,
                                        original_name=f.name)
         accepted = {f.frame_index: f for f, r in zip(arrived, results, strict=True) if r and r.status == "loaded"}
@@ -222,14 +221,15 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
         earlier = results[f.same_as].report if f.same_as is not None and results[f.same_as] else (
             arrived[f.same_as].previous if f.same_as is not None else f.previous)
         status = "duplicate" if earlier["passed"] else "quarantined"
-        reason = f"same content as an earlier file ({earlier['status']})"
+        reason = f"same content as an earlier file ({earlier['status']}): {earlier.get('reason', '')}".rstrip(": ")
         rows = earlier.get("rows", 0)
         f.dataset = WORK_UNITS if earlier.get("work_unit") else SUBMISSIONS.name
-        log[i] = {"sha256": f.sha256, "original_name": f.name, "source": source, "dataset": f.dataset,
-                  "received_at": received_at, **_keys(earlier), "status": status, "rows": rows, "reason": reason}
+        log[i] = {**base, "sha256": f.sha256, "original_name": f.name, "dataset": f.dataset, **_keys(earlier),
+                  "status": status, "rows": rows, "reason": reason}, False
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
-    append_ingest_log(paths.ingest_log, *(line for line in log if line is not None))
+    written = iter(IngestLog(paths.ingest_log).append(line for line in log if line is not None))
+    results = [dataclasses.replace(r, changes_data=next(written)["changes_data"]) if r else r for r in results]
     with DurableBatch() as batch:
         for f, r in zip(arrived, results, strict=True):
             if f.previous is None and f.same_as is None:
@@ -237,7 +237,7 @@ def land_submissions(paths: DataPaths, arrivals: list[Arrival], source: str = "i
     return BatchOutcome([r for r in results if r is not None], failed)
 
 
-def _archive_all(paths: DataPaths, arrivals: list[Arrival]) -> tuple[list[_Arrived], list[tuple[Arrival, Exception]]]:
+def _archive_all(paths: DataPaths, arrivals: list[Claim]) -> tuple[list[_Arrived], list[tuple[Claim, Exception]]]:
     """Every file kept under its hash, made durable together, before anything parses it."""
     arrived, failed = [], []
     with DurableBatch() as batch:
@@ -288,13 +288,14 @@ def _file_facts(frame: pd.DataFrame) -> dict[int, dict]:
     stats = g.agg(rows=("row_number", "size"), years=("year", "nunique"), year=("year", "first"),
                   ids=("institution_id", "nunique"), institution_id=("institution_id", "first"),
                   stages=("stage", "nunique"), stage=("stage", "first"), is_late=("is_late", "any"),
-                  units=("work_unit", "nunique"), work_unit=("work_unit", "first"))
+                  units=("work_unit", "nunique"), work_unit=("work_unit", "first"), coverage=("coverage", "min"))
     out = {}
     for k, r in zip(stats.index, stats.itertuples(index=False), strict=True):
         out[int(k)] = {"rows": int(r.rows), "year": int(r.year) if r.years == 1 else None, "keys": {
             "institution_id": str(r.institution_id) if r.ids == 1 else None,
             "stage": str(r.stage) if r.stages == 1 else None, "is_late": bool(r.is_late),
-            "work_unit": str(r.work_unit) if r.units == 1 else None}}
+            "work_unit": str(r.work_unit) if r.units == 1 else None,
+            "coverage": float(r.coverage) if pd.notna(r.coverage) else None}}
     return out
 
 
@@ -349,57 +350,60 @@ def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: s
     return frame, report.to_dict(), report.reason()
 
 
-def _land(paths: DataPaths, dataset: Dataset, archived: Path, sha256: str, original_name: str, source: str,
-          parse: Parser, year_of: Callable[[pd.DataFrame], int | None], read: bool = True,
-          kind: str = "") -> LandingResult:
-    """Order makes a crash at any point safe to re-run: archive (done by the caller), lake or quarantine
-    copy (each atomic), then the ingest-log line, then the report, which marks the landing as done."""
+def _land(paths: DataPaths, archived: Path, sha256: str, entry: ReleaseEntry, source: str, parse: Parser,
+          run_id: str) -> LandingResult:
+    """Land one release file. Order makes a crash at any point safe to re-run: archive (done by the caller),
+    lake or quarantine copy (each atomic), then the ingest-log line (the commit), then the report."""
     received_at = utc_now()
-    log = {"sha256": sha256, "original_name": original_name, "source": source, "dataset": dataset.name,
-           "received_at": received_at}
-    previous = _load_report(paths, sha256, dataset, kind)
+    log = {"sha256": sha256, "original_name": entry.url, "source": source, "source_version": entry.fingerprint,
+           "dataset": RELEASES.name, "received_at": received_at, "run_id": run_id}
+    previous = _load_report(paths, sha256, RELEASES)
     if previous is not None:
         status = "duplicate" if previous["passed"] else "quarantined"
         reason = f"same content as an earlier file ({previous['status']})"
-        append_ingest_log(paths.ingest_log, {**log, **_keys(previous), "status": status,
-                                             "rows": previous.get("rows", 0), "reason": reason})
-        return LandingResult(dataset.name, previous.get("year"), sha256, status, previous.get("rows", 0), reason,
-                             previous, original_name=original_name)
+        (line,) = IngestLog(paths.ingest_log).append([({**log, **_keys(previous), "status": status,
+                                                        "rows": previous.get("rows", 0), "reason": reason}, False)])
+        return LandingResult(RELEASES.name, previous.get("year"), sha256, status, previous.get("rows", 0), reason,
+                             previous, original_name=entry.url, changes_data=line["changes_data"])
 
-    frame, report, reason = parse(archived.read_bytes() if read else b"")
-    year = year_of(frame) if frame is not None else None
+    frame, report, reason = parse(archived.read_bytes())
+    year = entry.year if frame is not None else None
     rows = 0 if frame is None else len(frame)
-    if frame is not None and report["passed"] and year is not None:
-        _write_lake(frame, lake_file(paths, year, sha256, dataset.name), sha256, received_at, original_name)
+    if frame is not None and report["passed"]:
+        _write_lake(frame, lake_file(paths, year, sha256), sha256, received_at, entry.url)
         status = "loaded"
     else:
         status = "quarantined"
         copy_atomically(archived, paths.quarantine / archived.name)
+    if report.get("failed"):
+        reason = plain_reason(report, Path(entry.url).name)
     report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
-                  original_name=original_name, validation_fingerprint=validation_fingerprint(dataset),
-                  **(_file_keys(frame) if frame is not None else {}))
+                  original_name=entry.url, validation_fingerprint=validation_fingerprint(RELEASES))
     report_bytes = _report_bytes(report)
     if status == "quarantined":
         write_atomically(paths.quarantine / f"{sha256}.report.json", report_bytes)
-    append_ingest_log(paths.ingest_log, {**log, **_keys(report), "status": status, "rows": rows, "reason": reason})
-    write_atomically(report_file(paths, sha256, kind), report_bytes)
-    return LandingResult(dataset.name, year, sha256, status, rows, reason, report, original_name=original_name)
+    (line,) = IngestLog(paths.ingest_log).append(
+        [({**log, **_keys(report), "status": status, "rows": rows, "reason": reason}, True)])
+    write_atomically(report_file(paths, sha256), report_bytes)
+    return LandingResult(RELEASES.name, year, sha256, status, rows, reason, report, original_name=entry.url,
+                         changes_data=line["changes_data"])
 
 
-def _file_keys(frame: pd.DataFrame) -> dict:
-    """What a submission file is about, when it says so unambiguously (releases have no such columns)."""
-    out = {}
-    for key in ("institution_id", "stage"):
-        if key in frame.columns:
-            values = frame[key].dropna().unique()
-            out[key] = str(values[0]) if len(values) == 1 else None
-    if "is_late" in frame.columns:
-        out["is_late"] = bool(frame["is_late"].any())
-    return out
+def log_set_aside(paths: DataPaths, entries: list[tuple[str, str, Path]], run_id: str = "") -> list[LandingResult]:
+    """``rejected`` lines for inbox entries set aside unopened (a folder, a FIFO, a link, ...)."""
+    received_at = utc_now()
+    lines = [({"dataset": SUBMISSIONS.name, "original_name": name, "source": "inbox", "run_id": run_id,
+               "received_at": received_at, "status": "rejected", "rows": 0,
+               "reason": f"{name}: {why}; set aside unopened in {where}"}, True) for name, why, where in entries]
+    written = IngestLog(paths.ingest_log).append(lines)
+    return [LandingResult(SUBMISSIONS.name, None, "", "rejected", 0, line["reason"], {}, original_name=name,
+                          changes_data=line["changes_data"])
+            for (name, _, _), line in zip(entries, written, strict=True)]
 
 
 def _keys(report: dict) -> dict:
-    return {k: report.get(k) for k in ("year", "institution_id", "stage", "is_late")}
+    """What a file is about, as its verdict says (releases name only their year)."""
+    return {k: report.get(k) for k in ("year", "institution_id", "stage", "work_unit", "coverage", "is_late")}
 
 
 def _unreadable(dataset: Dataset, rule: str, detail: str) -> dict:
@@ -408,7 +412,7 @@ def _unreadable(dataset: Dataset, rule: str, detail: str) -> dict:
          "sample_rows": [], "description": detail}]}
 
 
-def is_accepted(paths: DataPaths, sha256: str, dataset: Dataset = RELEASES, kind: str = "") -> bool:
+def is_accepted(paths: DataPaths, sha256: str, dataset: Dataset = SUBMISSIONS, kind: str = "json") -> bool:
     """Whether this content was landed and passed validation under the current rules."""
     report = _load_report(paths, sha256, dataset, kind)
     return bool(report and report.get("passed"))

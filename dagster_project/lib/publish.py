@@ -18,14 +18,12 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.archive import file_sha256, utc_now, write_atomically
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.reference import REFERENCE_TABLES
 from dagster_project.lib.snapshots import save_snapshot
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
 MANIFEST_TABLE = "publish_manifest"
-# What the marts are a function of, besides their inputs: change any of these and the build re-runs.
-BUILD_CODE = ("dbt/dbt_project.yml", "dbt/profiles.yml", "dbt/models", "dbt/macros", "dbt/tests",
-              "expectations", "dagster_project")
 
 
 @dataclass(frozen=True)
@@ -57,33 +55,17 @@ def code_version() -> str:
         return "unknown"
 
 
-def input_hashes(paths: DataPaths) -> dict[str, str]:
-    """sha256 of every input of the marts: lake files (named by their hash), the ingest log (it decides
-    which revision is current) and the reference tables."""
-    lake = {f"lake/{p.relative_to(paths.lake)}": p.stem for p in sorted(paths.lake.glob("*/*/*.parquet"))}
-    if paths.ingest_log.exists():
-        lake["state/ingest_log.jsonl"] = file_sha256(paths.ingest_log)
-    reference = {f"reference/{name}": file_sha256(REFERENCE_DIR / name) for name in REFERENCE_TABLES.values()}
-    return {**lake, **reference}
-
-
-def build_fingerprint(inputs: dict[str, str]) -> str:
-    """One hash of the inputs and of the code that turns them into marts."""
-    h = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode())
-    for entry in BUILD_CODE:
-        root = REPO_ROOT / entry
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()
-                                                     and "__pycache__" not in p.parts)
-        for f in files:
-            h.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
-def published_fingerprint(manifest_path: Path) -> str | None:
-    try:
-        return json.loads(manifest_path.read_text(encoding="utf-8")).get("build_fingerprint")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+def log_inputs(paths: DataPaths, position: int) -> dict[str, Any]:
+    """What a build read: the ingest log up to ``position`` (hashed, so a changed prefix shows), the files it
+    accepted by dataset, and the reference tables."""
+    h = hashlib.sha256()
+    files: dict[str, int] = {}
+    for line in read_lines(paths.ingest_log, upto=position):
+        h.update(json.dumps(line, sort_keys=True).encode())
+        if line.get("status") == "loaded":
+            files[line["dataset"]] = files.get(line["dataset"], 0) + 1
+    reference = {name: file_sha256(REFERENCE_DIR / name) for name in sorted(REFERENCE_TABLES.values())}
+    return {"log_position": position, "log_sha256": h.hexdigest(), "files_loaded": files, "reference": reference}
 
 
 def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dict[str, Any]]:
@@ -97,8 +79,8 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
     return out
 
 
-def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], inputs: dict[str, str],
-                 fingerprint: str) -> dict[str, Any]:
+def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], inputs: dict[str, Any],
+                 fingerprint: str, data_dir: Path) -> dict[str, Any]:
     """A new DuckDB file with the named marts and a publish_manifest table; returns the manifest."""
     con = duckdb.connect(str(target))
     try:
@@ -114,7 +96,9 @@ def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], i
             "code_version": code_version(),
             "duckdb_version": duckdb.__version__,
             "build_fingerprint": fingerprint,
-            "inputs": dict(sorted(inputs.items())),
+            "log_position": inputs["log_position"],
+            "data_dir": str(data_dir),
+            "inputs": inputs,
             "tables": table_checksums(con, tables),
         }
         con.execute(f"create table {MANIFEST_TABLE} (key varchar, value json)")
@@ -136,15 +120,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_id: str, tables: list[str],
-                  inputs: dict[str, str], fingerprint: str, history_dir: Path | None = None,
+def publish_marts(paths: DataPaths, run_id: str, tables: list[str], position: int, fingerprint: str,
                   keep_snapshots: int = 0) -> PublishResult:
-    """Copy the named mart tables of the build database into a new file and swap it in; keep it as one of the
-    last ``keep_snapshots`` snapshots in ``history_dir`` (lib/snapshots.py).
+    """Copy the named mart tables of the build database into a new file and swap it in; the manifest records
+    the ingest-log position the build read up to. Keep it as one of the last ``keep_snapshots`` snapshots
+    (lib/snapshots.py).
 
     Only the marts dbt knows now are copied: a mart removed from the project may linger in build.duckdb
     (dbt never drops it), and must not be published with stale data.
     """
+    published_db, manifest_path = paths.published_db, paths.published_manifest
+    inputs = log_inputs(paths, position)
     with open(published_db.with_name(f".{published_db.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher at a time; the kernel releases it if the process dies
         # Holding the lock, a partial file left here belongs to a publish that was killed: clear it.
@@ -152,13 +138,12 @@ def publish_marts(build_db: Path, published_db: Path, manifest_path: Path, run_i
             stale.unlink(missing_ok=True)
         tmp = published_db.with_name(f".{published_db.name}.{run_id}.partial")
         try:
-            manifest = _write_marts(build_db, tmp, run_id, tables, inputs, fingerprint)
+            manifest = _write_marts(paths.build_db, tmp, run_id, tables, inputs, fingerprint, paths.root)
             os.replace(tmp, published_db)
             _fsync_dir(published_db.parent)
         finally:
             tmp.unlink(missing_ok=True)
             Path(f"{tmp}.wal").unlink(missing_ok=True)
         write_atomically(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
-        if history_dir is not None:
-            save_snapshot(published_db, manifest, history_dir, keep_snapshots)
+        save_snapshot(published_db, manifest, paths.snapshots, keep_snapshots)
     return PublishResult(published_db, manifest)

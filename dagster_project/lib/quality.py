@@ -67,6 +67,41 @@ class ValidationReport:
                 "failed": [asdict(f) for f in self.failed]}
 
 
+# The columns that say where a failing value sits, in the order a person reads them.
+_WHERE = (("row_number", "row {}"), ("indicator", "indicator {}"), ("institution_name", "{}"))
+ROWS_NAMED = 3  # failing rows spelled out per rule; the report has up to SAMPLE_ROWS, the count says how many
+FILE_FACTS = ("coverage", "is_late", "file_key_count")  # one value for the whole file: no row to name
+
+
+def plain_reason(report: dict[str, Any], file_name: str) -> str:
+    """Why a file was refused or flagged, as a person writes it: the file, then per broken rule the row,
+    the indicator, the value and the rule ("row 5, indicator 5: level 9; level is an integer 1-5")."""
+    failed = sorted(report.get("failed", []), key=lambda f: f["severity"] != "critical")
+    parts = []
+    for f in failed:
+        rule = f.get("description") or f["expectation"]
+        if f["severity"] != "critical":
+            rule = f"warning: {rule}"
+        column, count = f.get("column"), f.get("unexpected_count") or 0
+        rows = [r for r in f.get("sample_rows") or [] if any(k in r for k, _ in _WHERE) or column in r]
+        if not rows:
+            observed = (f.get("sample_rows") or [{}])[0].get("observed_value")
+            named_rule = "" if f["expectation"].startswith("expect_") else f" (rule {f['expectation']})"
+            parts.append(rule + (f" (found {observed})" if observed is not None else "") + named_rule)
+            continue
+        if column in FILE_FACTS and column in rows[0]:
+            parts.append(f"{column} {rows[0][column]}; {rule}")
+            continue
+        named = []
+        for row in rows[:ROWS_NAMED]:
+            where = ", ".join(fmt.format(row[k]) for k, fmt in _WHERE if row.get(k) is not None)
+            value = f"{column} {row[column] if row.get(column) is not None else 'empty'}" if column in row else ""
+            named.append(": ".join(p for p in (where, value) if p))
+        more = f" (and {count - len(named)} more rows)" if count > len(named) else ""
+        parts.append(f"{'; '.join(named)}{more}; {rule}")
+    return f"{file_name}: " + (" | ".join(parts) if parts else "all rules passed")
+
+
 def suite_path(suite: str) -> Path:
     return EXPECTATIONS_DIR / f"{suite}.json"
 

@@ -7,7 +7,9 @@ something that exists. Each rule returns the offending rows, empty when it holds
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -194,3 +196,58 @@ RULES = (
 def check_reference(tables: dict[str, pd.DataFrame]) -> list[RuleResult]:
     return [RuleResult(name, desc, fn(tables)) for name, desc, fn in RULES]
 
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One reference check: a GX suite on one table, or the cross-table rules."""
+
+    name: str
+    passed: bool
+    description: str
+    failed: list[dict]  # GX: failed rules with sample rows; structure: {rule, description, failures}
+
+
+STRUCTURE_CHECK = "reference_structure"
+
+
+def reference_fingerprint() -> str:
+    """What a verdict on the reference tables depends on: the tables, their suites and these rules."""
+    from dagster_project.lib.quality import suite_path
+
+    h = hashlib.sha256()
+    files = [*(REFERENCE_DIR / f for f in sorted(REFERENCE_TABLES.values())),
+             *(suite_path(s) for s in sorted(REFERENCE_SUITES)), Path(__file__)]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def validate_reference(state_dir: Path) -> tuple[list[CheckOutcome], bool]:
+    """Every reference check, and whether the verdict was reached now (False: the stored verdict for the
+    same tables, suites and rules was reused; GX is not even imported then)."""
+    from dagster_project.lib.archive import write_atomically
+    from dagster_project.lib.quality import validate_frame
+
+    stored = state_dir / "reference_verdict.json"
+    fingerprint = reference_fingerprint()
+    try:
+        verdict = json.loads(stored.read_text(encoding="utf-8"))
+        if verdict["fingerprint"] == fingerprint:
+            return [CheckOutcome(**o) for o in verdict["outcomes"]], False
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    tables = load_reference()
+    outcomes = []
+    for suite, table in REFERENCE_SUITES.items():
+        report = validate_frame(tables[table], suite, [tables[table].columns[0]])
+        outcomes.append(CheckOutcome(suite, report.passed, report.reason(), [asdict(f) for f in report.failed]))
+    rules = check_reference(tables)
+    broken = [r for r in rules if not r.passed]
+    outcomes.append(CheckOutcome(
+        STRUCTURE_CHECK, not broken,
+        "; ".join(f"{r.rule}: {len(r.failures)} problems" for r in broken) or "all rules hold",
+        [{"rule": r.rule, "description": r.description, "failures": r.failures[:20]} for r in rules if not r.passed]))
+    write_atomically(stored, json.dumps({"fingerprint": fingerprint, "outcomes": [asdict(o) for o in outcomes]},
+                                        default=str).encode())
+    return outcomes, True

@@ -10,7 +10,7 @@
 {%- do columns.update(extra_columns) -%}
 
 with source as (
-    {% if lake_has_files(table_name) %}
+    {% if data_files_exist('lake/' ~ table_name ~ '/*/*.parquet') %}
     select * from {{ source('lake', table_name) }}
     {% else %}
     select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}{{ ", " if not loop.last }}{% endfor %}

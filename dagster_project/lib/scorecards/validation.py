@@ -9,8 +9,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from dagster_project.lib.archive import read_ingest_log, utc_now, write_atomically
+from dagster_project.lib.archive import utc_now, write_atomically
 from dagster_project.lib.ingest import report_file
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.paths import DataPaths
 
 HERE = Path(__file__).parent
@@ -29,9 +30,10 @@ def _report(paths: DataPaths, entry: dict) -> dict | None:
 
 
 def render_validation(paths: DataPaths) -> tuple[Path, dict[str, int]]:
-    log = read_ingest_log(paths.ingest_log)
+    log = read_lines(paths.ingest_log)
     counts = Counter((e.get("dataset"), e.get("status")) for e in log)
-    flagged = [e for e in log if e.get("status") == "quarantined" or "warnings:" in (e.get("reason") or "")]
+    flagged = [e for e in log
+               if e.get("status") in ("quarantined", "rejected") or "warning:" in (e.get("reason") or "")]
     listed = []
     for entry in reversed(flagged[-MAX_LISTED:]):  # newest first
         report = _report(paths, entry) or {}

@@ -1,15 +1,10 @@
--- The current official result per (institution, year): rows of the file named by the year's latest
--- accepted landing event (loaded or duplicate) in the ingest log. A corrected release supersedes the
--- earlier file without deleting it, and landing an earlier file again makes it current again.
-with landings as (
-    select year, sha256, logged_at
+-- The current official result per (institution, year): rows of the file named by the year's latest ingest-log
+-- line that takes effect (lib/ingest_log.py decides that when the line is written). A corrected release
+-- supersedes the earlier file without deleting it, and landing an earlier file again makes it current again.
+with current_files as (
+    select year, arg_max(sha256, seq) as source_sha256
     from {{ ref('stg_state__ingest_log') }}
-    where dataset = 'official_results' and status in ('loaded', 'duplicate')
-),
-
-current_files as (
-    select year, arg_max(sha256, logged_at) as source_sha256
-    from landings
+    where dataset = 'official_results' and takes_effect
     group by year
 )
 

@@ -1,6 +1,7 @@
 -- Every accepted submission file per (institution, year, stage), numbered in landing order. The current
--- revision is the file with the latest accepted landing event: a newer file supersedes an older one, and
--- sending an older file again makes it current again. Every revision stays in the lake.
+-- revision is the file of the latest ingest-log line that takes effect (lib/ingest_log.py): a newer file
+-- supersedes an older one, sending an older file again makes it current again, and an incomplete file never
+-- replaces a complete one. Every revision stays in the lake.
 with files as (
     select institution_id, year, stage, source_sha256,
            any_value(received_at) as received_at, any_value(original_name) as original_name,
@@ -9,11 +10,23 @@ with files as (
     group by institution_id, year, stage, source_sha256
 ),
 
-landings as (
-    select sha256 as source_sha256, min(logged_at) as first_landed_at, max(logged_at) as last_landed_at
-    from {{ ref('stg_state__ingest_log') }}
+log as (
+    select * from {{ ref('stg_state__ingest_log') }}
     where dataset = 'submissions' and status in ('loaded', 'duplicate')
+),
+
+landings as (
+    select sha256 as source_sha256, min(seq) as first_seq, max(seq) as last_seq,
+           min(logged_at) as first_landed_at, max(logged_at) as last_landed_at
+    from log
     group by sha256
+),
+
+current_files as (
+    select institution_id, year, stage, arg_max(sha256, seq) as source_sha256
+    from log
+    where takes_effect
+    group by institution_id, year, stage
 )
 
 select
@@ -28,8 +41,8 @@ select
     landings.first_landed_at,
     landings.last_landed_at,
     row_number() over (partition by files.institution_id, files.year, files.stage
-                       order by landings.first_landed_at, files.source_sha256) as revision,
-    landings.last_landed_at = max(landings.last_landed_at) over (
-        partition by files.institution_id, files.year, files.stage) as is_current
+                       order by landings.first_seq, files.source_sha256) as revision,
+    current_files.source_sha256 is not null as is_current
 from files
 inner join landings using (source_sha256)
+left join current_files using (institution_id, year, stage, source_sha256)

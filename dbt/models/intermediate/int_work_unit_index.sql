@@ -1,19 +1,11 @@
--- The index of each work unit (OPD) per year and stage, from its current self-assessment file: the file with
--- the latest accepted landing event per (institution, work unit, year, stage), as for institutions. Weighted
--- like int_computed_index; over an incomplete file the average is over the indicators present.
-with landings as (
-    select sha256 as source_sha256, max(logged_at) as last_landed_at
+-- The index of each work unit (OPD) per year and stage, from its current self-assessment file: the file of
+-- the latest ingest-log line that takes effect per (institution, work unit, year, stage), as for institutions.
+-- Weighted like int_computed_index; over an incomplete file the average is over the indicators present.
+with current_files as (
+    select institution_id, work_unit, year, stage, arg_max(sha256, seq) as source_sha256
     from {{ ref('stg_state__ingest_log') }}
-    where dataset = 'work_unit_submissions' and status in ('loaded', 'duplicate')
-    group by sha256
-),
-
-current_files as (
-    select institution_id, work_unit, year, stage, source_sha256
-    from (select distinct institution_id, work_unit, year, stage, source_sha256
-          from {{ ref('stg_lake__work_unit_submissions') }}) as files
-    inner join landings using (source_sha256)
-    qualify last_landed_at = max(last_landed_at) over (partition by institution_id, work_unit, year, stage)
+    where dataset = 'work_unit_submissions' and takes_effect
+    group by institution_id, work_unit, year, stage
 ),
 
 levels as (

@@ -1,4 +1,4 @@
--- Every file received, accepted or not, with why: the data engineers' audit trail in SQL.
+-- Every file received, accepted or not, with why: the data engineers' audit trail in SQL, in log order (seq).
 with log as (
     select * from {{ ref('stg_state__ingest_log') }}
 ),
@@ -8,11 +8,14 @@ current_files as (
 )
 
 select
+    log.seq,
     log.logged_at,
     log.dataset,
     log.year,
     log.institution_id,
     log.stage,
+    log.work_unit,
+    log.coverage,
     log.is_late,
     log.sha256,
     log.original_name,
@@ -21,6 +24,9 @@ select
     log.status,
     log.n_rows,
     log.reason,
+    log.takes_effect,
+    log.changes_data,
+    log.run_id,
     current_files.source_sha256 is not null or revisions.source_sha256 is not null as is_current
 from log
 left join current_files

@@ -1,0 +1,291 @@
+"""The one path from an event to published data: the ``update_warehouse`` job.
+
+Every trigger runs this job with the same code: the inbox sensor (files), the release sensor (release
+years), the reference sensor (edited reference tables), the submission-window schedule, ``spbe ingest`` and
+``spbe build``. Its first step lands what the event brought and then, holding the build lock, builds what
+the new data affects and publishes it (lib/warehouse.py decides: nothing, a partial build or a full one).
+The reports (defs/reports.py) follow a publish in the same run.
+
+One step rather than one per asset: a step that yields nothing for an asset makes Dagster skip every step
+after it, and an event rebuilds a different part of the graph each time. Each asset is still materialized,
+and each check evaluated, only when this run changed or judged it.
+"""
+
+
+from datetime import datetime
+from functools import cache
+
+import dagster as dg
+
+from dagster_project.defs.checks import failures_metadata
+from dagster_project.defs.resources import ReleaseSourceResource
+from dagster_project.defs.translator import asset_key, check_name, dbt_check_specs, dbt_specs
+from dagster_project.lib.dbt_project import Graph, NodeResult, partial_selection, project_graph, run_dbt
+from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths, data_paths
+
+JOB = "update_warehouse"
+STEP = "land_build_publish"  # the job's first step (run config: {"ops": {STEP: {"config": {...}}}})
+WINDOWS_TAG = "spbe/windows"  # the schedule's run: report these windows' completeness
+QUARANTINED_TAG = "quarantined"  # on a run that refused files: how many (seen in the Runs list)
+FAILED_CHECK_TAG = "spbe/failed_check"
+MAX_TABLE_ROWS = 500  # files listed in the run's metadata and logged one by one, rejected ones first
+FAILING_ROWS_SHOWN = 10
+SAMPLES_DIR = BUNDLED_DATA_DIR / "samples"
+
+RELEASES_KEY = dg.AssetKey("official_release")
+SUBMISSIONS_KEY = dg.AssetKey("submission_files")
+WORK_UNITS_KEY = dg.AssetKey("work_unit_files")
+INGEST_LOG_KEY = dg.AssetKey("ingest_log")
+REFERENCE_KEY = dg.AssetKey("reference_tables")
+PUBLISHED_KEY = dg.AssetKey("published_warehouse")
+WINDOW_REPORT_KEY = dg.AssetKey("window_completeness_report")
+RELEASE_SUITE, RELEASE_WARNINGS, SUBMISSIONS_SUITE = "official_results_suite", "official_results_warnings", \
+    "submissions_suite"
+
+
+class UpdateConfig(dg.Config):
+    """What this run's event brought. Empty: just build what the ingest log holds beyond the last publish."""
+
+    inbox_files: list[str] = []  # names in the inbox, settled (the inbox sensor)
+    set_aside: list[str] = []  # inbox entries that cannot be submissions, moved aside unopened (the sensor)
+    claimed: list[str] = []  # files `spbe ingest` claimed for this run: <owner>/<id> under inbox/.processing
+    release_years: list[int] = []  # release years to land (the release sensor)
+    changed_releases: bool = False  # land every release of the source that is not the current one (spbe build)
+    samples: str = "none"  # none | if_empty (the bundled demo files, into a warehouse with no submission) | always
+    full_build: bool = False  # rebuild every model (spbe build --force)
+
+
+def _landing_specs() -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(RELEASES_KEY, group_name="releases", kinds={"python", "parquet"}, skippable=True,
+                     description="Official per-institution SPBE results per evaluation year (Hasil Evaluasi SPBE, "
+                                 "KemenPANRB) from the release source: archived by sha256, validated with "
+                                 "expectations/official_results.json, written to "
+                                 "lake/official_results/year=<YYYY>/<sha256>.parquet, or quarantined."),
+        dg.AssetSpec(SUBMISSIONS_KEY, group_name="submissions", kinds={"python", "parquet"}, skippable=True,
+                     description="Regional submissions (one institution x year x stage, a row per indicator) from "
+                                 "the inbox: archived by sha256, validated in one GX run per batch with each file "
+                                 "judged alone, written to lake/submissions/year=<YYYY>/<hash>.parquet or "
+                                 "quarantined with a report. One bad file never holds back the others."),
+        dg.AssetSpec(WORK_UNITS_KEY, group_name="submissions", kinds={"parquet"}, deps=[SUBMISSIONS_KEY],
+                     skippable=True,
+                     description="Work units' (OPD) own self-assessments, landed apart in "
+                                 "lake/work_unit_submissions/ so that they never count as their institution's."),
+        dg.AssetSpec(INGEST_LOG_KEY, group_name="releases", kinds={"json"}, deps=[RELEASES_KEY, SUBMISSIONS_KEY],
+                     skippable=True,
+                     description="state/ingest_log.jsonl, the commit log: one numbered line per arrival "
+                                 "(loaded, duplicate, quarantined, rejected), with whether it made its file "
+                                 "current. A build reads it up to a fixed position."),
+        dg.AssetSpec(REFERENCE_KEY, group_name="reference", kinds={"python", "csv"}, skippable=True,
+                     description="The reference tables in data/reference/ (frameworks, predikat bands, regions, "
+                                 "registry, national series, targets, windows, cohorts, weightings), validated by "
+                                 "GX suites and cross-table rules before dbt loads them as seeds."),
+    ]
+
+
+def _published_specs(graph: Graph) -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(PUBLISHED_KEY, group_name="publish", kinds={"duckdb"}, skippable=True,
+                     deps=[asset_key(n) for n in graph.marts],
+                     description="The analysts' warehouse, data/warehouse/spbe.duckdb: every mart copied into a new "
+                                 "file that atomically replaces the published one, with spbe.manifest.json and a "
+                                 "publish_manifest table (run, code version, the ingest-log position it holds, "
+                                 "row counts, checksums). Only after the build and its tests pass. The last "
+                                 "SPBE_KEEP_SNAPSHOTS (default 10) published files stay in history/."),
+        dg.AssetSpec(WINDOW_REPORT_KEY, group_name="submissions", kinds={"duckdb"}, deps=[PUBLISHED_KEY],
+                     skippable=True,
+                     description="Who submitted, who is missing, late or quarantined in the submission windows "
+                                 "the schedule names (run tag spbe/windows), per category and province, from the "
+                                 "published fct_window_completeness."),
+    ]
+
+
+def _landing_checks() -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(RELEASE_SUITE, asset=RELEASES_KEY,
+                          description="Error-level rules of expectations/official_results.json: columns, ranges, "
+                                      "predikat vs bands, domain formula, registry, uniqueness"),
+        dg.AssetCheckSpec(RELEASE_WARNINGS, asset=RELEASES_KEY,
+                          description="Warning-level rules: missing values, band-edge predikat, values below 1"),
+        dg.AssetCheckSpec(SUBMISSIONS_SUITE, asset=SUBMISSIONS_KEY,
+                          description="Every file of the batch passed expectations/submissions.json (failing files "
+                                      "are quarantined; the check lists them with the rules they broke)"),
+        *(dg.AssetCheckSpec(name, asset=REFERENCE_KEY, blocking=True, description=text)
+          for name, text in _reference_check_names().items()),
+    ]
+
+
+def _reference_check_names() -> dict[str, str]:
+    from dagster_project.lib.reference import REFERENCE_SUITES, REFERENCE_TABLES, STRUCTURE_CHECK
+
+    return {**{suite: f"GX suite expectations/{suite}.json on {REFERENCE_TABLES[table]}"
+               for suite, table in REFERENCE_SUITES.items()},
+            STRUCTURE_CHECK: "Weights sum to 100, bands contiguous, codes unique and resolvable, targets point at "
+                             "existing subjects, windows valid"}
+
+
+@cache
+def build_update_asset() -> dg.AssetsDefinition:
+    graph = project_graph()
+
+    @dg.multi_asset(
+        name=STEP,
+        specs=[*_landing_specs(), *dbt_specs(graph), *_published_specs(graph)],
+        check_specs=[*_landing_checks(), *dbt_check_specs(graph)],
+        can_subset=True,
+        description="Land what the event brought, build what it affects with dbt, publish atomically.",
+    )
+    def land_build_publish(context: dg.AssetExecutionContext, config: UpdateConfig,
+                         release_source: ReleaseSourceResource):
+        from dagster_project.defs import landing
+
+        paths = data_paths().ensure()
+        landed = yield from landing.land_event(context, config, release_source.config(), paths)
+        yield from _reference_gate(context, paths)
+        yield from _build_and_publish(context, config, paths, graph, landed)
+
+    return land_build_publish
+
+
+def _reference_gate(context: dg.AssetExecutionContext, paths: DataPaths):
+    from dagster_project.lib.reference import validate_reference
+
+    outcomes, judged_now = validate_reference(paths.state)
+    broken = [o for o in outcomes if not o.passed]
+    if judged_now or broken:
+        if judged_now:
+            yield dg.MaterializeResult(asset_key=REFERENCE_KEY, metadata={
+                "path": dg.MetadataValue.path(str(BUNDLED_DATA_DIR / "reference")), "checks": len(outcomes)})
+        for o in outcomes:
+            yield dg.AssetCheckResult(asset_key=REFERENCE_KEY, check_name=o.name, passed=o.passed,
+                                      description=o.description[:2000],
+                                      metadata=failures_metadata(o.failed) if o.name.startswith("reference_")
+                                      and o.name != "reference_structure" else
+                                      {"failing_rows": dg.MetadataValue.json(o.failed)})
+    if broken:
+        raise dg.Failure(f"reference tables fail {', '.join(o.name for o in broken)}: nothing rebuilt, the "
+                         "published warehouse is unchanged", metadata={"failed": [o.name for o in broken]})
+
+
+def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, paths: DataPaths, graph: Graph,
+                       landed):
+    from dagster_project.lib.publish import publish_marts
+    from dagster_project.lib.snapshots import keep_setting, list_snapshots
+    from dagster_project.lib.warehouse import absolute_source_paths, build_lock, code_fingerprint, plan_build
+
+    selected = context.selected_asset_keys
+    publish = PUBLISHED_KEY in selected  # else a subset asked for in the UI: those models only, never published
+    models = [n.name for n in graph.of_type("model", "seed") if asset_key(n) in selected]
+
+    def waiting(holder):
+        who = f"run {holder.run_id} (pid {holder.pid}, since {holder.since})" if holder else "another build"
+        context.log.info(f"waiting for {who} to finish: this build then includes what both landed")
+
+    with build_lock(paths, context.run_id, on_wait=waiting):
+        fingerprint = code_fingerprint()
+        plan = plan_build(paths, force=config.full_build, fingerprint=fingerprint)
+        if not publish:
+            args = ["build", "--select", *models] if models else None
+            context.log.info(f"building the {len(models)} selected model(s) only; nothing is published")
+        elif plan.mode == "none":
+            args = None
+            context.log_event(dg.AssetObservation(PUBLISHED_KEY, metadata={
+                "status": "already current", "log_position": plan.position, "reason": plan.reason}))
+        else:
+            args = ["build"] if plan.mode == "full" else \
+                ["build", "--select", *partial_selection(plan.datasets, plan.arrivals_only)]
+        context.log.info(f"build: {plan.mode if publish else 'subset'} - {plan.reason} (log position {plan.position})")
+        if args is not None:
+            outcome = run_dbt(args, paths.state / "dbt_target", {"log_position": plan.position})
+            yield from _dbt_events(graph, outcome.results, selected, paths)
+            if not outcome.success:
+                failed = [r for r in outcome.results if r.status in ("error", "fail", "runtime error")]
+                raise dg.Failure(_dbt_failure_summary(graph, failed, outcome.error),
+                                 metadata={"build": plan.mode, "log_position": plan.position})
+        if publish and args is not None:
+            stray = absolute_source_paths(paths.build_db)
+            if stray:
+                raise dg.Failure("not published: the build database reads files outside SPBE_DATA_DIR "
+                                 f"({paths.root}): {'; '.join(stray[:5])}. Run `spbe build --force`.")
+            result = publish_marts(paths, context.run_id, [n.name for n in graph.marts], plan.position,
+                                   fingerprint, keep_setting())
+            tables = result.manifest["tables"]
+            yield dg.MaterializeResult(asset_key=PUBLISHED_KEY, metadata={
+                "path": dg.MetadataValue.path(str(result.path)),
+                "log_position": plan.position,
+                "build": plan.mode,
+                "reason": plan.reason,
+                "code_version": result.manifest["code_version"],
+                "snapshots_kept": len(list_snapshots(paths.snapshots)),
+                "dagster/row_count": sum(t["rows"] for t in tables.values()),
+                "tables": dg.MetadataValue.md("| mart | rows | checksum |\n|---|---|---|\n" + "\n".join(
+                    f"| {name} | {t['rows']} | {t['checksum']} |" for name, t in tables.items())),
+            })
+    windows = context.run.tags.get(WINDOWS_TAG)
+    if windows and WINDOW_REPORT_KEY in selected:
+        yield _window_report(paths, windows)
+
+
+def _dbt_events(graph: Graph, results: list[NodeResult], selected, paths: DataPaths):
+    """A materialization per model or seed dbt built, a check result per test it ran (failing rows shown)."""
+    from dagster_project.lib.warehouse import failing_rows
+
+    for r in results:
+        node = graph.nodes.get(r.unique_id)
+        if node is None:
+            continue
+        if node.resource_type in ("model", "seed") and r.status == "success" and asset_key(node) in selected:
+            yield dg.MaterializeResult(asset_key=asset_key(node), metadata={
+                "execution_time_s": round(r.execution_time, 3), "dbt/unique_id": node.unique_id})
+        elif node.resource_type == "test":
+            target = graph.nodes.get(node.attached_to or "")
+            if target is None or target.resource_type not in ("model", "seed") or asset_key(target) not in selected:
+                continue
+            passed = r.status == "pass"
+            metadata = {"status": r.status, "failures": r.failures or 0, "message": r.message[:500]}
+            if not passed and r.relation:
+                rows, note = failing_rows(paths.build_db, r.relation, FAILING_ROWS_SHOWN)
+                metadata |= {"failing_rows": dg.MetadataValue.json(rows), "failing_rows_relation": note or r.relation}
+            yield dg.AssetCheckResult(
+                asset_key=asset_key(target), check_name=check_name(node), passed=passed,
+                severity=dg.AssetCheckSeverity.WARN if node.severity == "warn" else dg.AssetCheckSeverity.ERROR,
+                description=r.message[:2000] or None, metadata=metadata)
+
+
+def _dbt_failure_summary(graph: Graph, failed: list[NodeResult], error: str | None) -> str:
+    lines = [f"{graph.nodes[r.unique_id].resource_type if r.unique_id in graph.nodes else 'node'} "
+             f"{r.unique_id.split('.')[-2] if r.unique_id.startswith('test.') else r.unique_id.split('.')[-1]}: "
+             f"{r.status} - {' '.join(r.message.split())[:300]}" for r in failed]
+    if not lines:
+        lines = [error or "dbt exited with an error"]
+    return f"dbt build failed ({len(lines)} node(s)); the published warehouse is unchanged:\n" + "\n".join(lines[:20])
+
+
+def _window_report(paths: DataPaths, windows: str) -> dg.MaterializeResult:
+    import duckdb
+
+    from dagster_project.lib.completeness import markdown, summarize
+
+    metadata: dict = {"windows": windows}
+    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+        for year, stage in (w.split("/") for w in windows.split(",")):
+            rows = con.execute("select * from fct_window_completeness where year = ? and stage = ?",
+                               [int(year), stage]).df()
+            report = summarize(rows)
+            key = f"{year}_{stage}"
+            metadata[f"{key}_by_status"] = dg.MetadataValue.json(report["by_status"])
+            metadata[f"{key}_summary"] = dg.MetadataValue.md(markdown(int(year), stage, report))
+            metadata[f"{key}_report"] = dg.MetadataValue.json(report)
+    metadata["reported_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    return dg.MaterializeResult(asset_key=WINDOW_REPORT_KEY, metadata=metadata)
+
+
+update_warehouse_job = dg.define_asset_job(
+    JOB, selection=dg.AssetSelection.all(),
+    description="Land an event's files (inbox, releases, CLI), build what they affect, publish, write the reports.",
+)
+
+
+def run_config(**config) -> dict:
+    """The run config of update_warehouse for an event (the fields of UpdateConfig)."""
+    return {"ops": {STEP: {"config": config}}}

@@ -1,0 +1,215 @@
+"""The dbt project: its graph read from ``manifest.json``, and dbt run in this process.
+
+dbt runs in process (``dbtRunner``), not as a command: a new ``dbt`` process imports dbt and loads the
+project before any model runs (about 6 s here, measured in docs/performance.md), and a warm worker that
+has both already (dagster_project/worker.py) starts a build at once. The graph is read from the manifest
+JSON without importing dbt, so loading the code location stays fast.
+
+dbt-duckdb 1.11 keeps its DuckDB connection open in the process after a run (a class-level environment);
+``run_dbt`` closes it, so that publishing can open the build database in the same process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dagster_project.paths import DBT_PROJECT_DIR, REFERENCE_DIR
+
+MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+ARRIVALS_TAG = "arrivals"  # models that report every arrival, refused ones included (fct_ingest_log, ...)
+LOG_MODEL = "stg_state__ingest_log"  # reads the log up to var log_position: rebuilt by every build
+LAKE_SOURCE = "lake"
+
+
+@dataclass(frozen=True)
+class Node:
+    unique_id: str
+    name: str
+    resource_type: str  # model | seed | test | source
+    layer: str  # staging | intermediate | marts (models), reference (seeds), the source name (sources)
+    description: str
+    parents: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    columns: tuple[tuple[str, str], ...] = ()  # (name, description)
+    attached_to: str | None = None  # tests: the model or seed the test checks
+    severity: str = "error"  # tests
+    asset_key: tuple[str, ...] | None = None  # sources: the Dagster asset that writes them
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: dict[str, Node]
+    children: dict[str, tuple[str, ...]]
+
+    def of_type(self, *types: str) -> list[Node]:
+        return sorted((n for n in self.nodes.values() if n.resource_type in types), key=lambda n: n.unique_id)
+
+    def by_name(self, name: str, resource_type: str = "model") -> Node:
+        return next(n for n in self.nodes.values() if n.name == name and n.resource_type == resource_type)
+
+    def descendants(self, unique_ids: Iterable[str]) -> set[str]:
+        out, todo = set(), list(unique_ids)
+        while todo:
+            current = todo.pop()
+            if current not in out:
+                out.add(current)
+                todo.extend(self.children.get(current, ()))
+        return out
+
+    @property
+    def marts(self) -> list[Node]:
+        return [n for n in self.of_type("model") if n.layer == "marts"]
+
+
+def _node(raw: dict[str, Any]) -> Node:
+    kind = raw["resource_type"]
+    parents = tuple(raw.get("depends_on", {}).get("nodes", []))
+    attached = raw.get("attached_node")
+    if kind == "test" and attached is None:  # a singular test: checks its last upstream model or seed
+        upstream = sorted(p for p in parents if p.split(".")[0] in ("model", "seed"))
+        attached = upstream[-1] if upstream else None
+    meta = raw.get("meta") or raw.get("config", {}).get("meta") or {}
+    layer = raw["source_name"] if kind == "source" else ("reference" if kind == "seed" else raw["fqn"][1])
+    return Node(
+        unique_id=raw["unique_id"], name=raw["name"], resource_type=kind, layer=layer,
+        description=(raw.get("description") or "").strip(), parents=parents,
+        tags=tuple(raw.get("tags") or ()),
+        columns=tuple((c["name"], c.get("description") or "") for c in (raw.get("columns") or {}).values()),
+        attached_to=attached, severity=str(raw.get("config", {}).get("severity") or "error").lower(),
+        asset_key=tuple(meta["dagster"]["asset_key"]) if "asset_key" in meta.get("dagster", {}) else None,
+    )
+
+
+def read_graph(manifest_path: Path = MANIFEST_PATH) -> Graph:
+    """The project's nodes and edges, from the manifest JSON (no dbt import)."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    raw_nodes = {**manifest["nodes"], **manifest["sources"]}
+    nodes = {uid: _node(raw) for uid, raw in raw_nodes.items()
+             if raw["resource_type"] in ("model", "seed", "test", "source")}
+    children = {uid: tuple(c for c in kids if c in nodes)
+                for uid, kids in manifest["child_map"].items() if uid in nodes}
+    return Graph(nodes, children)
+
+
+@cache
+def project_graph() -> Graph:
+    """The graph of the manifest on disk. Loading the code location reads it and never parses dbt, except on a
+    fresh clone with no manifest yet; `spbe` commands refresh a stale one first (ensure_manifest)."""
+    if not MANIFEST_PATH.exists():
+        parsed_manifest()
+    return read_graph()
+
+
+def partial_selection(datasets: Iterable[str], arrivals_only: bool) -> list[str]:
+    """dbt selectors for a build after new data: the log's staging view (it holds the build's position), the
+    models reporting every arrival, and everything downstream of the lake datasets whose files changed."""
+    selectors = [LOG_MODEL, f"tag:{ARRIVALS_TAG}+"]
+    if not arrivals_only:
+        selectors += [f"source:{LAKE_SOURCE}.{d}+" for d in sorted(datasets)]
+    return selectors
+
+
+# ---- keeping the manifest current --------------------------------------------------------------------------
+
+def _project_files() -> list[Path]:
+    return [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml",
+            *(p for folder in ("models", "macros", "tests") for p in (DBT_PROJECT_DIR / folder).rglob("*")),
+            *REFERENCE_DIR.glob("*.csv")]
+
+
+def manifest_is_current(manifest: Path = MANIFEST_PATH) -> bool:
+    """Whether manifest.json is newer than every dbt file and seed (else the asset graph may be stale)."""
+    if not manifest.exists():
+        return False
+    built = manifest.stat().st_mtime
+    return all(p.stat().st_mtime <= built for p in _project_files() if p.exists())
+
+
+_parsed: Any = None  # the dbt Manifest object of the last parse in this process (a warm worker's children share it)
+_parsed_at: float = 0.0
+
+
+def ensure_manifest() -> None:
+    """dbt parse when a dbt file changed since the last one. Parsing processes share dbt/target: one parses
+    while the others wait on a lock, then find it current."""
+    if manifest_is_current():
+        return
+    parsed_manifest()
+
+
+def parsed_manifest() -> Any:
+    """dbt's Manifest object for this process, parsed (partially, from dbt/target) when the files changed."""
+    global _parsed, _parsed_at
+    if _parsed is not None and manifest_is_current() and MANIFEST_PATH.stat().st_mtime <= _parsed_at:
+        return _parsed
+    from dbt.cli.main import dbtRunner
+
+    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(MANIFEST_PATH.parent / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = dbtRunner().invoke(["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+                                     "--profiles-dir", str(DBT_PROJECT_DIR)])
+        if not result.success:
+            raise RuntimeError(f"dbt parse failed: {result.exception}")
+        _parsed, _parsed_at = result.result, MANIFEST_PATH.stat().st_mtime
+    project_graph.cache_clear()
+    return _parsed
+
+
+# ---- running dbt -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeResult:
+    unique_id: str
+    status: str  # success | error | skipped | pass | fail | warn | runtime error
+    message: str
+    execution_time: float
+    failures: int | None
+    relation: str | None  # tests with store_failures: the view of their failing rows
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    success: bool
+    results: list[NodeResult]
+    error: str | None  # dbt's own error when it could not run at all
+
+
+def run_dbt(command: list[str], target_path: Path, variables: dict[str, Any] | None = None) -> DbtOutcome:
+    """Run a dbt command in this process, with this process's parsed project; its artifacts go under
+    ``target_path`` (one per data directory, so that builds of two data directories never mix files)."""
+    from dbt.cli.main import dbtRunner
+
+    args = [*command, "--quiet", "--no-use-colors", "--project-dir", str(DBT_PROJECT_DIR),
+            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path)]
+    if variables:
+        args += ["--vars", json.dumps(variables)]
+    try:
+        result = dbtRunner(manifest=parsed_manifest()).invoke(args)
+    finally:
+        release_connection()
+    runs = getattr(result.result, "results", None) or []
+    nodes = [NodeResult(r.node.unique_id, str(getattr(r.status, "value", r.status)), r.message or "",
+                        float(r.execution_time or 0), r.failures, getattr(r.node, "relation_name", None))
+             for r in runs]
+    error = None if result.exception is None else f"{type(result.exception).__name__}: {result.exception}"
+    return DbtOutcome(bool(result.success), nodes, error)
+
+
+def release_connection() -> None:
+    """Close the DuckDB connection dbt-duckdb keeps open after a run (DuckDBConnectionManager._ENV in 1.11, a
+    pinned version; tests/test_definitions.py checks the build database can be opened after a build)."""
+    with contextlib.suppress(ImportError):
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+        env = DuckDBConnectionManager._ENV
+        if env is not None:
+            env.close()
+        DuckDBConnectionManager.close_all_connections()
