@@ -1,7 +1,10 @@
 """``spbe``: build and publish the warehouse, query it, or open the Dagster UI.
 
-    spbe build            land every release of the configured source and the bundled samples, build, publish
-    spbe ingest FILE...   land submission files now (as the inbox sensor would), then build and publish
+    spbe build            land every new release of the configured source (and, into an empty warehouse, the
+                          bundled demo samples), build what changed, publish
+    spbe ingest FILE...   land submission files now, build what they affect, publish
+    spbe worker           the warm worker that runs every run in seconds (`spbe ui` starts one)
+    spbe doctor           the data directory, what the build reads and what is published, and whether they agree
     spbe generate-samples synthetic submissions for real institutions (deterministic)
     spbe query "<SQL>"    read-only SQL on the published data/warehouse/spbe.duckdb (--as-of DATE: as published then)
     spbe snapshots        the published warehouses kept for --as-of
@@ -13,23 +16,22 @@
 import argparse
 import contextlib
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from dagster_project.bench import TIERS
-from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT, DataPaths, data_paths
+from dagster_project.paths import REPO_ROOT, DataPaths, data_paths
 
-SAMPLES_DIR = BUNDLED_DATA_DIR / "samples"
+REPORT_ASSETS = ("scorecards", "validation_results", "dbt_docs")
 
 
 def _prepare_environment() -> DataPaths:
     """Absolute SPBE_DATA_DIR and DAGSTER_HOME (dbt runs in another cwd), telemetry off, dirs present."""
     paths = data_paths().ensure()
     os.environ["SPBE_DATA_DIR"] = str(paths.root)
-    # The venv's bin first: dagster-dbt looks dbt up on PATH, and `dagster dev` starts its processes by name.
+    # The venv's bin first: the webserver and the daemon start their code servers by name.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
@@ -41,14 +43,14 @@ def _prepare_environment() -> DataPaths:
     return paths
 
 
-# Runs started by the CLI print no Dagster log: the CLI says what failed in a line each, and the Dagster UI
-# (same DAGSTER_HOME) has the full event log with stack traces.
-QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+def _spbe_env() -> dict[str, str]:
+    """The settings a run must see as this command sees them (a warm worker was started with its own)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(("SPBE_", "DBT_", "GX_")) or k == "DO_NOT_TRACK"}
 
 
 @contextlib.contextmanager
 def _run_log(paths: DataPaths, name: str):
-    """dagster-dbt echoes dbt's log on stdout; keep it in data/state/logs/ instead of the terminal."""
+    """dbt and Dagster may print; keep it in data/state/logs/ instead of the terminal."""
     log_dir = paths.state / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -56,196 +58,115 @@ def _run_log(paths: DataPaths, name: str):
         yield log_path
 
 
-def _tags() -> dict[str, str]:
-    from dagster_project.defs.recovery import runner_tags
+def _run(paths: DataPaths, config: dict, what: str, assets: list[str] | None = None) -> dict:
+    """Run update_warehouse for this command and wait for it: in the warm worker when one serves this data
+    directory (seconds), else in this process (the same job, after importing everything). ``assets`` runs
+    only those assets of the job."""
+    from dagster_project import worker
 
-    return runner_tags()
+    reply = worker.call({"op": "run_job", "config": config, "assets": assets, "env": _spbe_env()})
+    if reply is not None and reply.get("died"):
+        return {"run_id": None, "success": False, "failed_steps": [
+            "the worker process running this command died; the Dagster UI shows the run, and the next "
+            "command marks it failed"], "failed_checks": [], "abandoned": []}
+    if reply is not None:
+        return reply
+    from dagster_project.lib.dbt_project import ensure_manifest
+    from dagster_project.runs import run_update
 
-
-@contextlib.contextmanager
-def _instance():
-    """The Dagster instance of DAGSTER_HOME, after failing the runs of `spbe` processes that were killed."""
-    import dagster as dg
-
-    from dagster_project.defs.recovery import fail_abandoned_runs
-
-    with dg.DagsterInstance.get() as instance:
-        for run_id in fail_abandoned_runs(instance):
-            print(f"run {run_id} was left unfinished by a process that died: marked failed", file=sys.stderr)
-        yield instance
-
-
-def _failed_checks(result) -> list[str]:
-    return [f"{e.asset_key.to_user_string()}:{e.check_name} - {e.description or 'failed'}"
-            for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
+    with _run_log(paths, what):
+        ensure_manifest()
+        return run_update(config, assets=assets)
 
 
-def _failed_steps(result) -> list[str]:
-    """Per failed step, the message of the error's root cause (the OSError, the dbt summary), no stack trace."""
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.event_specific_data.error
-            while error.cause is not None:
-                error = error.cause
-            message = error.message.strip().removeprefix("dagster._core.definitions.events.Failure: ")
-            lines.append(f"step {event.step_key}: {message[:2000]}")
+def _report(paths: DataPaths, outcome: dict) -> list[dict]:
+    """Print what this run did with each file it received (its own lines of the ingest log); returns them."""
+    from dagster_project.lib.ingest_log import read_lines
+
+    for run_id in outcome.get("abandoned") or []:
+        print(f"run {run_id} was left unfinished by a process that died: marked failed", file=sys.stderr)
+    lines = [line for line in read_lines(paths.ingest_log) if outcome.get("run_id") and
+             line.get("run_id") == outcome["run_id"]]
+    for line in lines:
+        print(f"{line['original_name']}: {line['status']}, {line['rows']} rows - {line['reason']}")
+    for line in outcome.get("failed_checks") or []:
+        print(f"  check failed: {line}", file=sys.stderr)
+    for line in outcome.get("failed_steps") or []:
+        print(f"  {line}", file=sys.stderr)
     return lines
 
 
 def build(args: argparse.Namespace) -> int:
     paths = _prepare_environment()
-    from dagster_project.lib.archive import file_sha256
-    from dagster_project.lib.ingest import SUBMISSIONS, is_accepted
-    from dagster_project.lib.publish import build_fingerprint, input_hashes, published_fingerprint
+    from dagster_project.lib.inbox import return_orphans
+    from dagster_project.lib.ingest import release_is_current
+    from dagster_project.lib.ingest_log import read_lines
     from dagster_project.lib.sources import list_releases, source_config_from_env
+    from dagster_project.lib.warehouse import plan_build
 
     started = time.monotonic()
+    return_orphans(paths.inbox)
     entries = list_releases(source_config_from_env())
-    # A release whose manifest sha256 was already landed and accepted needs no new run; so does a sample.
-    pending = [e for e in entries if args.force or not (e.sha256 and is_accepted(paths, e.sha256))]
-    samples = [p for p in sorted(SAMPLES_DIR.glob("*.json"))
-               if args.force or not is_accepted(paths, file_sha256(p), SUBMISSIONS, "json")]
-    if not pending and not samples and not args.force and \
-            published_fingerprint(paths.published_manifest) == build_fingerprint(input_hashes(paths)):
+    pending = [e for e in entries if not release_is_current(paths, e)]
+    samples_due = args.samples or not any(line["dataset"] == "submissions" for line in read_lines(paths.ingest_log))
+    if not pending and not samples_due and not args.force and plan_build(paths).mode == "none":
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
         if not (paths.reports / "scorecards" / "index.html").exists():
-            with _instance() as instance:
-                if not _publish_reports(paths, _definitions(paths), instance):
-                    return 1
+            outcome = _run(paths, {}, "reports", assets=list(REPORT_ASSETS))  # written after a publish: none ran
+            _report(paths, outcome)
         return summary(args)
-
-
-    from dagster_project.defs.automation import INGEST_JOB
-    from dagster_project.defs.releases import release_years
-
-    definitions = _definitions(paths)
-    with _instance() as instance:
-        years = [str(e.year) for e in pending]
-        unknown = sorted(set(years) - set(instance.get_dynamic_partitions(release_years.name)))
-        if unknown:
-            instance.add_dynamic_partitions(release_years.name, unknown)
-        ingest = definitions.resolve_job_def(INGEST_JOB)
-        rejected = []
-        for year in years:  # every year lands on its own: a bad one does not hold back the others
-            with _run_log(paths, f"ingest_{year}") as log_path:
-                result = ingest.execute_in_process(partition_key=year, instance=instance, run_config=QUIET_RUN,
-                                                   tags=_tags(), raise_on_error=False)
-            blocked = _failed_checks(result)
-            if not result.success or blocked:
-                rejected.append(year)
-                print(f"release {year} was not accepted:", file=sys.stderr)
-                for line in blocked or [f"ingestion failed, see {log_path} or run {result.run_id} in the UI"]:
-                    print(f"  {line}", file=sys.stderr)
-            else:
-                print(f"release {year}: landed")
-        if rejected:
-            print(f"nothing rebuilt: the published warehouse is unchanged until release(s) {', '.join(rejected)} "
-                  "are fixed (or removed from the source)", file=sys.stderr)
-            return 1
-        samples_landed = not samples or _land_submissions(paths, definitions, instance, samples)[1]
-        if not _build_warehouse(paths, definitions, instance):
-            return 1
-    print(f"built and published in {time.monotonic() - started:.1f} s")
-    return summary(args) if samples_landed else 1
-
-
-def _definitions(paths: DataPaths):
-    from dagster_project.definitions import defs
-    from dagster_project.defs.warehouse import refresh_dbt_manifest
-
-    with _run_log(paths, "dbt_parse"):
-        refresh_dbt_manifest()
-    return defs()
-
-
-def _land_submissions(paths: DataPaths, definitions, instance, files: list[Path]) -> tuple[list[dict], bool]:
-    """Copy files into the inbox and run the inbox sensor's job on them; returns their ingest-log lines, and
-    whether every file was landed (loaded, duplicate or quarantined)."""
-    from dagster_project.defs.automation import SUBMISSIONS_JOB
-    from dagster_project.lib.archive import read_ingest_log
-
-    names = [_copy_into_inbox(paths.inbox, f) for f in files]
-    config = {**QUIET_RUN, "ops": {"submission_files": {"config": {"files": names}}}}
-    before = len(read_ingest_log(paths.ingest_log))
-    with _run_log(paths, "ingest_submissions"):
-        result = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
-            instance=instance, run_config=config, raise_on_error=False, tags=_tags())
-    landed = read_ingest_log(paths.ingest_log)[before:]
-    for line in landed:
-        print(f"{line['original_name']}: {line['status']}, {line['rows']} rows - {line['reason']}")
-    if not result.success:
-        print(f"landing the submissions failed (run {result.run_id}); files not landed stay in {paths.inbox}:",
-              file=sys.stderr)
-        for line in _failed_steps(result):
-            print(f"  {line}", file=sys.stderr)
-    return landed, result.success
-
-
-def _copy_into_inbox(inbox: Path, source: Path) -> str:
-    """A safe inbox name for a file of the user's: plain characters, no leading dot, never overwriting."""
-    from dagster_project.lib.archive import file_sha256
-
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.name).lstrip(".") or "submission"
-    name = stem
-    if (inbox / name).exists():
-        name = f"{file_sha256(source)[:12]}-{stem}"
-    shutil.copyfile(source, inbox / name)
-    return name
-
-
-def _build_warehouse(paths: DataPaths, definitions, instance) -> bool:
-    from dagster_project.defs.automation import BUILD_JOB
-
-    with _run_log(paths, "build_warehouse") as log_path:
-        result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
-            instance=instance, run_config=QUIET_RUN, raise_on_error=False, tags=_tags())
-    if result.success:
-        return _publish_reports(paths, definitions, instance)
-    print(f"warehouse build failed (log: {log_path}); the published warehouse is unchanged:", file=sys.stderr)
-    for line in _failed_checks(result):
-        print(f"  {line}", file=sys.stderr)
-    for line in _failed_steps(result):
-        print(f"  {line}", file=sys.stderr)
-    return False
-
-
-def _publish_reports(paths: DataPaths, definitions, instance) -> bool:
-    """Scorecards, validation results and dbt docs from the warehouse just published (data/reports/)."""
-    from dagster_project.defs.automation import REPORTS_JOB
-
-    with _run_log(paths, "publish_reports") as log_path:
-        result = definitions.resolve_job_def(REPORTS_JOB).execute_in_process(
-            instance=instance, run_config=QUIET_RUN, raise_on_error=False, tags=_tags())
-    if result.success:
-        print(f"reports: {paths.reports / 'scorecards' / 'index.html'}, {paths.reports / 'validation.html'}, "
-              f"{paths.reports / 'dbt-docs.html'}")
-        return True
-    print(f"the warehouse is published, but writing the reports failed (log: {log_path}):", file=sys.stderr)
-    for line in _failed_steps(result):
-        print(f"  {line}", file=sys.stderr)
-    return False
+    config = {"changed_releases": True, "samples": "always" if args.samples else "if_empty",
+              "full_build": args.force}
+    outcome = _run(paths, config, "build")
+    lines = _report(paths, outcome)
+    rejected = sorted({str(line["year"]) for line in lines
+                       if line["dataset"] == "official_results" and line["status"] == "quarantined"})
+    if rejected:
+        print(f"release(s) {', '.join(rejected)} were not accepted: the earlier release of that year stays current "
+              "until a corrected one lands (see fct_ingest_log.reason)", file=sys.stderr)
+    if not outcome["success"]:
+        print(f"the build failed (run {outcome['run_id']}; log in {paths.state / 'logs'}): the published "
+              "warehouse is unchanged", file=sys.stderr)
+        return 1
+    print(f"built and published in {time.monotonic() - started:.1f} s" if outcome.get("published")
+          else f"the published warehouse was already current ({time.monotonic() - started:.1f} s)")
+    return summary(args) or (1 if rejected else 0)
 
 
 def ingest(args: argparse.Namespace) -> int:
     paths = _prepare_environment()
+    from dagster_project.lib.inbox import claim_copy, open_for_writing, return_orphans
+    from dagster_project.lib.processes import owner_of
 
     files = [Path(f) for f in args.files]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         print(f"not a file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    definitions = _definitions(paths)
-    with _instance() as instance:
-        landed, all_landed = _land_submissions(paths, definitions, instance, files)
-        if not all_landed:
-            print("nothing rebuilt: fix the cause above and run again", file=sys.stderr)
-            return 1
-        if not args.no_build and not _build_warehouse(paths, definitions, instance):
-            return 1
-    if not args.no_build:
-        print(f"published {paths.published_db}")
-    return 1 if any(line["status"] == "quarantined" for line in landed) else 0
+    busy = [str(f) for f in files if open_for_writing(f)]
+    if busy:
+        print(f"still being written by another process: {', '.join(busy)}", file=sys.stderr)
+        return 2
+    return_orphans(paths.inbox)
+    owner = owner_of()
+    # Claimed for this command before any run starts: no inbox sensor can take them, and if this command dies,
+    # the next look at the inbox returns them there.
+    claims = [claim_copy(paths.inbox, f, f.name, owner) for f in files]
+    config = {"claimed": [f"{owner}/{c.path.name}" for c in claims], "build": not args.no_build}
+    started = time.monotonic()
+    outcome = _run(paths, config, "ingest")
+    lines = _report(paths, outcome)
+    if not outcome["success"]:
+        print(f"the run failed (run {outcome['run_id']}): the published warehouse is unchanged. Files listed above "
+              f"are landed and the next build publishes them; files not landed are back in {paths.inbox}",
+              file=sys.stderr)
+        return 1
+    if outcome.get("published"):
+        print(f"published {paths.published_db} (log position {outcome['log_position']}) in "
+              f"{time.monotonic() - started:.1f} s")
+    elif not args.no_build:
+        print("nothing new to publish (every file was a duplicate of what is current)")
+    return 1 if any(line["status"] in ("quarantined", "rejected") for line in lines) else 0
 
 
 def generate_samples(args: argparse.Namespace) -> int:
@@ -343,15 +264,111 @@ def summary(_: argparse.Namespace | None) -> int:
 
 
 def ui(args: argparse.Namespace) -> int:
-    _prepare_environment()
-    from dagster_project.defs.warehouse import refresh_dbt_manifest
+    """The Dagster webserver and daemon (sensors, schedules, run queue and monitoring) and the warm worker,
+    started as `dg dev` starts the first two, stopped together on Ctrl-C."""
+    import signal
+    import subprocess
+    import urllib.request
 
-    refresh_dbt_manifest()  # before the webserver loads the code location
-    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-           "-h", args.host, "-p", str(args.port)]
-    os.chdir(REPO_ROOT)
-    os.execv(cmd[0], cmd)
-    return 0  # not reached
+    paths = _prepare_environment()
+    from dagster_project.lib.dbt_project import ensure_manifest
+
+    with _run_log(paths, "dbt_parse"):
+        ensure_manifest()  # before any process loads the code location
+    bin_dir, workspace = Path(sys.executable).parent, str(REPO_ROOT / "workspace.yaml")
+    commands = {
+        "worker": [sys.executable, "-m", "dagster_project.worker"],
+        "webserver": [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", args.host, "-p", str(args.port)],
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+    }
+    processes = {name: subprocess.Popen(cmd, cwd=REPO_ROOT) for name, cmd in commands.items()}
+    url = f"http://{args.host}:{args.port}"
+    started = time.monotonic()
+
+    def stop(*_):
+        for proc in processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while time.monotonic() - started < 120:
+        if any(p.poll() is not None for p in processes.values()):
+            dead = [n for n, p in processes.items() if p.poll() is not None]
+            print(f"spbe ui: {', '.join(dead)} stopped; stopping the rest", file=sys.stderr)
+            stop()
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{url}/server_info", timeout=2).read()
+            break
+        time.sleep(0.5)
+    print(f"Dagster UI on {url} (ready in {time.monotonic() - started:.0f} s); the daemon runs the sensors and the "
+          f"warm worker runs the runs. Drop files into {paths.inbox}. Ctrl-C stops all three.", flush=True)
+    while True:
+        for name, proc in processes.items():
+            if proc.poll() is not None:
+                print(f"spbe ui: the {name} stopped (exit {proc.returncode}); stopping the rest", file=sys.stderr)
+                stop()
+        time.sleep(1)
+
+
+def worker_command(_: argparse.Namespace) -> int:
+    _prepare_environment()
+    from dagster_project import worker
+    from dagster_project.lib.dbt_project import ensure_manifest
+
+    ensure_manifest()
+    worker.serve()
+    return 0
+
+
+def doctor(_: argparse.Namespace) -> int:
+    """Where the data lives, what the build database reads, what is published, and whether they agree."""
+    paths = data_paths()
+    from dagster_project import worker
+    from dagster_project.lib.ingest_log import IngestLog
+    from dagster_project.lib.warehouse import absolute_source_paths, plan_build, read_manifest
+
+    problems = []
+    print(f"data directory   {paths.root} (SPBE_DATA_DIR{'' if 'SPBE_DATA_DIR' in os.environ else ', default'})")
+    print(f"inbox            {paths.inbox}")
+    position = IngestLog(paths.ingest_log).position() if paths.ingest_log.exists() else 0
+    print(f"ingest log       {paths.ingest_log}: position {position}")
+    if paths.build_db.exists():
+        stray = absolute_source_paths(paths.build_db)
+        print("build database   " + (f"{paths.build_db}: every file it reads is relative to the data directory"
+                                     if not stray else f"{paths.build_db}: reads files by absolute path:"))
+        for line in stray:
+            print(f"                   {line}")
+            problems.append(f"the build database reads {line.split(' reads ')[-1]}, not under the data directory")
+    else:
+        print(f"build database   {paths.build_db}: not built yet")
+    manifest = read_manifest(paths.published_manifest)
+    if manifest is None:
+        print(f"published        {paths.published_db}: nothing published yet")
+    else:
+        built_in = manifest.get("data_dir")
+        print(f"published        {paths.published_db}: run {manifest['run_id']} at {manifest['published_at']}, "
+              f"log position {manifest.get('log_position')}, built in {built_in}")
+        if built_in and Path(built_in) != paths.root:
+            print(f"                   (the data directory was at {built_in} then: it has moved, which is fine "
+                  "while the build database reads relative paths)")
+        if not paths.published_db.exists():
+            problems.append("the manifest names a published file that does not exist")
+    if paths.published_db.exists() or manifest is not None:
+        plan = plan_build(paths)
+        print(f"next build       {plan.mode}: {plan.reason}")
+    print(f"warm worker      {'running' if worker.is_running() else 'not running (runs start cold: spbe ui)'} "
+          f"({worker.socket_path()})")
+    if problems:
+        print("\nproblems:\n" + "\n".join(f"  - {p}" for p in problems))
+        print("fix: `spbe build --force` rebuilds every model from the current data directory")
+        return 1
+    print("\nall agree")
+    return 0
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -372,11 +389,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="land releases, build the marts and publish spbe.duckdb")
-    b.add_argument("--force", action="store_true", help="re-land every release and rebuild even if nothing changed")
+    b.add_argument("--force", action="store_true", help="rebuild every model and publish, even if nothing changed")
+    b.add_argument("--samples", action="store_true",
+                   help="land the bundled demo submissions even into a warehouse that has submissions")
     b.set_defaults(fn=build)
-    i = sub.add_parser("ingest", help="land submission files now, then build and publish")
+    i = sub.add_parser("ingest", help="land submission files now, build what they affect, publish")
     i.add_argument("files", nargs="+")
-    i.add_argument("--no-build", action="store_true", help="land only; the marts follow at the next build")
+    i.add_argument("--no-build", action="store_true", help="land only; the next build publishes them")
     i.set_defaults(fn=ingest)
     g = sub.add_parser("generate-samples", help="synthetic submissions for real institutions (deterministic)")
     g.add_argument("--out", default=str(data_paths().root / "generated"))
@@ -400,10 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--tier", choices=list(TIERS), default="tiny")
     k.add_argument("--repeat", type=int, default=3)
     k.set_defaults(fn=bench)
-    u = sub.add_parser("ui", help="the Dagster UI (dagster dev) on localhost")
+    u = sub.add_parser("ui", help="the Dagster UI, daemon and warm worker on localhost")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(fn=ui)
+    sub.add_parser("worker", help="the warm worker alone (spbe ui starts one)").set_defaults(fn=worker_command)
+    sub.add_parser("doctor", help="data directory, build sources and published manifest: do they agree?"
+                   ).set_defaults(fn=doctor)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

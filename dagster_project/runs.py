@@ -10,9 +10,11 @@ from typing import Any
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def run_update(config: dict[str, Any], tags: dict[str, str] | None = None) -> dict[str, Any]:
+def run_update(config: dict[str, Any], tags: dict[str, str] | None = None,
+               assets: list[str] | None = None) -> dict[str, Any]:
     """Execute update_warehouse with ``config`` (the fields of UpdateConfig) on the instance of DAGSTER_HOME,
-    after failing the runs of processes that died; a plain summary of the run for the CLI."""
+    after failing the runs of processes that died; a plain summary of the run for the CLI. ``assets``: only
+    those assets of the job (the reports, say)."""
     import dagster as dg
 
     from dagster_project.definitions import defs
@@ -21,9 +23,11 @@ def run_update(config: dict[str, Any], tags: dict[str, str] | None = None) -> di
 
     with dg.DagsterInstance.get() as instance:
         abandoned = fail_abandoned_runs(instance)
-        result = defs().resolve_job_def(JOB).execute_in_process(
-            run_config={**run_config(**config), **QUIET}, instance=instance, raise_on_error=False,
-            tags={**runner_tags(), **(tags or {})})
+        job = defs().resolve_job_def(JOB)
+        selection = [dg.AssetKey(a) for a in assets] if assets else None
+        result = job.execute_in_process(
+            run_config={**(run_config(**config) if not assets else {}), **QUIET}, instance=instance,
+            raise_on_error=False, tags={**runner_tags(), **(tags or {})}, asset_selection=selection)
         published = [e.step_materialization_data.materialization.metadata for e in
                      result.get_asset_materialization_events()
                      if e.asset_key == dg.AssetKey("published_warehouse")]

@@ -88,6 +88,29 @@ def read_reply(sock: socket.socket) -> dict[str, Any] | None:
     return json.loads(buffer)
 
 
+def call(message: dict[str, Any], wait_for_restart: float = 90) -> dict[str, Any] | None:
+    """Send a request and wait for its reply; None when no worker serves this data directory. A worker that
+    restarts for new code is waited for (warming up takes seconds), then asked again."""
+    deadline = time.monotonic() + wait_for_restart
+    while True:
+        sock = request(message)
+        if sock is None:
+            return None
+        with sock:
+            try:
+                reply = read_reply(sock)
+            except OSError:
+                reply = None
+        if reply is None:
+            return {"died": True}
+        if not reply.get("restarting"):
+            return reply
+        while time.monotonic() < deadline and not is_running():
+            time.sleep(0.5)
+        if time.monotonic() >= deadline:
+            return None
+
+
 def is_running() -> bool:
     sock = request({"op": "ping"}, timeout=2)
     if sock is None:
@@ -138,7 +161,7 @@ def _child(conn: socket.socket, message: dict[str, Any]) -> int:
     if op == "run_job":  # from `spbe ingest` / `spbe build`: update_warehouse with this config
         from dagster_project.runs import run_update
 
-        outcome = run_update(message["config"], message.get("tags", {}))
+        outcome = run_update(message["config"], message.get("tags", {}), message.get("assets"))
         _reply(conn, outcome)
         return 0
     _reply(conn, {"error": f"unknown request {op!r}"})
@@ -193,6 +216,7 @@ def serve() -> None:
             except InterruptedError:
                 continue
             if code_stamp() != stamp:  # new code: serve nothing with the old one
+                _reply(conn, {"restarting": True})
                 conn.close()
                 print(f"spbe worker {os.getpid()}: the code changed, restarting", flush=True)
                 server.close()

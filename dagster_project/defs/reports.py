@@ -29,12 +29,14 @@ def scorecards(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
     paths = data_paths()
     site = render_site(paths.published_db, paths.reports, plotly.offline.get_plotlyjs())
-    context.log.info(f"{site.n_national} national and {site.n_institutions} institution pages, {site.n_charts} charts")
+    context.log.info(f"{site.n_national} national and {site.n_institutions} institution pages ({site.n_rendered} "
+                     f"rendered anew, the others unchanged), {site.n_charts} charts drawn")
     return dg.MaterializeResult(metadata={
         "index": dg.MetadataValue.path(str(site.root / "index.html")),
         "example": dg.MetadataValue.path(str(site.root / "institutions" / page_name("32.11"))),
         "national_pages": site.n_national,
         "institution_pages": site.n_institutions,
+        "institution_pages_rendered": site.n_rendered,
         "charts": site.n_charts,
     })
 

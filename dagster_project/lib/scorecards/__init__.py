@@ -3,10 +3,15 @@
 The site is self-contained: plotly.js comes from the plotly wheel and is written beside the pages, so nothing
 is fetched at view time (pages open from file://). A new site is written into a fresh folder and published
 by swapping the ``scorecards`` symlink, so a reader never sees a half-written site.
+
+An institution's page is a function of its own rows of the marts (and of the years covered). Each site keeps
+a fingerprint of those rows per page; the next site re-renders only the pages whose rows changed and hard-
+links the others from the previous site (one dropped file re-renders a page or two, not 629).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,12 +39,16 @@ SITE_LINK = "scorecards"  # data/reports/scorecards -> data/reports/.scorecards-
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
+FINGERPRINTS = ".fingerprints.json"
+
+
 @dataclass(frozen=True)
 class Site:
     root: Path  # the published link
     n_national: int
     n_institutions: int
     n_charts: int
+    n_rendered: int = 0  # institution pages rendered anew (the others were unchanged)
 
 
 def page_name(institution_id: str) -> str:
@@ -131,11 +140,31 @@ def _national_page(data: ScorecardData, year: int, env: Environment, generated_a
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # never write through a hard link into the previous site
     path.write_text(text, encoding="utf-8")
 
 
-def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
-    """Write the whole site into a new folder and swap the ``scorecards`` link to it; remove older folders."""
+def _fingerprint(data: ScorecardData, institution: dict) -> str:
+    rows = {section: data.of(institution["institution_id"], section) for section in SECTIONS}
+    return hashlib.sha256(json.dumps([institution, data.years, rows], sort_keys=True, default=str).encode()
+                          ).hexdigest()
+
+
+def _previous_site(reports_dir: Path) -> tuple[Path | None, dict[str, str]]:
+    """The folder of the published site and its page fingerprints (none if unknown or unreadable)."""
+    link = reports_dir / SITE_LINK
+    if not link.is_symlink():
+        return None, {}
+    folder = reports_dir / os.readlink(link)
+    try:
+        return folder, json.loads((folder / FINGERPRINTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return folder, {}
+
+
+def render_site(published_db: Path, reports_dir: Path, plotly_js: str, reuse: bool = True) -> Site:
+    """Write a new site into a new folder and swap the ``scorecards`` link to it; remove older folders. With
+    ``reuse``, pages whose data did not change are hard-linked from the published site."""
     con = duckdb.connect(str(published_db), read_only=True)
     try:
         data = load(con)
@@ -157,10 +186,20 @@ def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
         html, n = _national_page(data, year, env, generated_at, province_names)
         _write(folder / f"national-{year}.html", html)
         n_charts += n
+    previous, known = _previous_site(reports_dir) if reuse else (None, {})
+    fingerprints, rendered = {}, 0
     for inst in institutions:
+        iid = inst["institution_id"]
+        page = folder / "institutions" / page_name(iid)
+        fingerprints[iid] = _fingerprint(data, inst)
+        if previous is not None and known.get(iid) == fingerprints[iid] and _link(previous / page.relative_to(folder),
+                                                                                  page):
+            continue
         html, n = _institution_page(data, inst, env, generated_at)
-        _write(folder / "institutions" / page_name(inst["institution_id"]), html)
+        _write(page, html)
         n_charts += n
+        rendered += 1
+    _write(folder / FINGERPRINTS, json.dumps(fingerprints, sort_keys=True))
     latest = data.national_ranks.sort_values("year").groupby("institution_id").tail(1).set_index("institution_id")
     _write(folder / "index.html", env.get_template("index.html").render(
         root="", figures=[], years=data.years, generated_at=generated_at, institutions=[
@@ -178,4 +217,14 @@ def render_site(published_db: Path, reports_dir: Path, plotly_js: str) -> Site:
     for old in sorted(reports_dir.glob(".scorecards-*"))[:-2]:
         if old.name != folder.name:
             shutil.rmtree(old, ignore_errors=True)
-    return Site(link, len(data.years), len(institutions), n_charts)
+    return Site(link, len(data.years), len(institutions), n_charts, rendered)
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link an unchanged page of the previous site; False if that cannot be done (then it is rendered)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+        return True
+    except OSError:
+        return False
