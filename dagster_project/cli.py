@@ -1,7 +1,7 @@
 """``spbe``: build and publish the warehouse, query it, or open the Dagster UI.
 
-    spbe build            land every new release of the configured source (and, into an empty warehouse, the
-                          bundled demo samples), build what changed, publish
+    spbe build            land every new release of the configured source, the files waiting in the inbox
+                          (and, into an empty warehouse, the bundled demo samples), build what changed, publish
     spbe ingest FILE...   land submission files now, build what they affect, publish
     spbe worker           the warm worker that runs every run in seconds (`spbe ui` starts one)
     spbe doctor           the data directory, what the build reads and what is published, and whether they agree
@@ -106,17 +106,18 @@ def build(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     return_orphans(paths.inbox)
+    waiting, odd = _settled_inbox(paths)  # without a daemon, nothing else would land them
     entries = list_releases(source_config_from_env())
     pending = [e for e in entries if not release_is_current(paths, e)]
     samples_due = args.samples or not any(line["dataset"] == "submissions" for line in read_lines(paths.ingest_log))
-    if not pending and not samples_due and not args.force and plan_build(paths).mode == "none":
+    if not (pending or samples_due or waiting or odd or args.force) and plan_build(paths).mode == "none":
         print(f"nothing changed since the last publish ({time.monotonic() - started:.1f} s)")
         if not (paths.reports / "scorecards" / "index.html").exists():
             outcome = _run(paths, {}, "reports", assets=list(REPORT_ASSETS))  # written after a publish: none ran
             _report(paths, outcome)
         return summary(args)
     config = {"changed_releases": True, "samples": "always" if args.samples else "if_empty",
-              "full_build": args.force}
+              "full_build": args.force, "inbox_files": waiting, "set_aside": odd}
     outcome = _run(paths, config, "build")
     lines = _report(paths, outcome)
     rejected = sorted({str(line["year"]) for line in lines
@@ -131,6 +132,19 @@ def build(args: argparse.Namespace) -> int:
     print(f"built and published in {time.monotonic() - started:.1f} s" if outcome.get("published")
           else f"the published warehouse was already current ({time.monotonic() - started:.1f} s)")
     return summary(args) or (1 if rejected else 0)
+
+
+def _settled_inbox(paths: DataPaths) -> tuple[list[str], list[str]]:
+    """The inbox files that are whole (two looks agree, no writer), and the entries to set aside."""
+    from dagster_project.lib.inbox import SETTLE_SECONDS, abandoned, look, readable_name, settled
+
+    first = look(paths.inbox)
+    if not first.files and not first.odd and not first.temporary:
+        return [], []
+    time.sleep(SETTLE_SECONDS)
+    second = look(paths.inbox)
+    names = [readable_name(paths.inbox, s.name) for s in settled(first, second, paths.inbox)]
+    return names, sorted(abandoned(second, time.time()))
 
 
 def ingest(args: argparse.Namespace) -> int:

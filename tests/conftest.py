@@ -2,16 +2,14 @@
 materialization of the whole pipeline on the bundled releases that many tests read from."""
 
 import contextlib
-import fcntl
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dagster_project.paths import BUNDLED_DATA_DIR, DBT_PROJECT_DIR, REPO_ROOT, DataPaths
+from dagster_project.paths import REPO_ROOT, DataPaths
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -35,14 +33,9 @@ def isolated_environment(tmp_path_factory):
     for var in [k for k in os.environ if k.startswith("SPBE_RELEASE_")]:
         saved[var] = os.environ.pop(var)
     # Test workers (pytest-xdist) share dbt/target: one parses while the other waits, then finds it current.
-    from dagster_project.defs.warehouse import manifest_is_current
+    from dagster_project.lib.dbt_project import ensure_manifest
 
-    (DBT_PROJECT_DIR / "target").mkdir(exist_ok=True)
-    with open(DBT_PROJECT_DIR / "target" / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not manifest_is_current(DBT_PROJECT_DIR / "target" / "manifest.json"):
-            subprocess.run([str(VENV_BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-                            "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"], check=True)
+    ensure_manifest()
     yield root
     for k, v in saved.items():
         if v is None:
@@ -58,35 +51,30 @@ def data_dir(tmp_path, monkeypatch) -> DataPaths:
     return DataPaths(tmp_path / "data").ensure()
 
 
-def land_files(instance, files: list[Path]):
-    """Drop files in the inbox and run the inbox sensor's job on them, as the sensor would."""
+def run_update(instance, raise_on_error: bool = True, **config):
+    """Execute update_warehouse in this process with the given run config (the fields of UpdateConfig)."""
     from dagster_project.definitions import defs
-    from dagster_project.defs.automation import SUBMISSIONS_JOB
+    from dagster_project.defs.update import JOB, run_config
+
+    return defs().resolve_job_def(JOB).execute_in_process(instance=instance, run_config=run_config(**config),
+                                                         raise_on_error=raise_on_error)
+
+
+def land_files(instance, files: list[Path], build: bool = False, raise_on_error: bool = True):
+    """Drop files in the inbox and run update_warehouse on them, as the inbox sensor would (landing only,
+    unless ``build``)."""
     from dagster_project.paths import data_paths
 
     inbox = data_paths().ensure().inbox
     for f in files:
         shutil.copyfile(f, inbox / f.name)
-    config = {"ops": {"submission_files": {"config": {"files": [f.name for f in files]}}}}
-    return defs().resolve_job_def(SUBMISSIONS_JOB).execute_in_process(instance=instance, run_config=config)
+    return run_update(instance, raise_on_error=raise_on_error, inbox_files=[f.name for f in files], build=build)
 
 
 def run_pipeline(instance):
-    """Materialize everything the way `spbe build` does: each release year, the bundled sample
-    submissions, then the warehouse job."""
-    from dagster_project.definitions import defs
-    from dagster_project.defs.automation import BUILD_JOB, INGEST_JOB
-    from dagster_project.defs.releases import release_years
-    from dagster_project.lib.sources import list_releases, source_config_from_env
-
-    definitions = defs()
-    years = [str(e.year) for e in list_releases(source_config_from_env())]
-    instance.add_dynamic_partitions(release_years.name, years)
-    ingest = [definitions.resolve_job_def(INGEST_JOB).execute_in_process(partition_key=y, instance=instance)
-              for y in years]
-    ingest.append(land_files(instance, sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))))
-    build = definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance)
-    return ingest, build
+    """What `spbe build` runs on a new data dir: every release of the source and the bundled samples landed,
+    the whole warehouse built and published, the reports written: one run."""
+    return run_update(instance, changed_releases=True, samples="if_empty")
 
 
 @contextlib.contextmanager
@@ -102,26 +90,19 @@ def data_dir_set_to(paths: DataPaths):
 
 @pytest.fixture(scope="session")
 def built_warehouse(isolated_environment):
-    """The whole pipeline materialized once on the bundled data, in its own data dir."""
+    """The whole pipeline materialized once on the bundled data, in its own data dir: (paths, run result)."""
     import dagster as dg
 
     paths = DataPaths(isolated_environment / "built").ensure()
     with data_dir_set_to(paths), dg.DagsterInstance.ephemeral() as instance:
-        ingest, build = run_pipeline(instance)
-    yield paths, ingest, build
+        result = run_pipeline(instance)
+    yield paths, result
 
 
 @pytest.fixture(scope="session")
 def reports(built_warehouse):
-    """The reports job (scorecards, validation page, dbt docs) materialized once on the built warehouse."""
-    import dagster as dg
-
-    from dagster_project.definitions import defs
-    from dagster_project.defs.automation import REPORTS_JOB
-
-    paths = built_warehouse[0]
-    with data_dir_set_to(paths), dg.DagsterInstance.ephemeral() as instance:
-        result = defs().resolve_job_def(REPORTS_JOB).execute_in_process(instance=instance)
+    """The reports (scorecards, validation page, dbt docs), written by the run that built the warehouse."""
+    paths, result = built_warehouse
     assert result.success
     return paths.reports, result
 

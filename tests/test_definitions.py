@@ -1,4 +1,8 @@
-"""The code location loads, and the asset graph reads like documentation in the UI."""
+"""The code location loads fast, and the asset graph reads like documentation in the UI."""
+
+import os
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -12,6 +16,14 @@ def graph():
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs())
+
+
+def test_loading_the_code_location_imports_neither_dbt_nor_great_expectations_nor_pandas():
+    """The code location is loaded by every Dagster process: heavy imports wait until a step needs them."""
+    code = ("import sys; from dagster_project.definitions import defs; defs(); "
+            "print(sorted(m for m in ('dbt', 'dagster_dbt', 'great_expectations', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_asset_has_a_group_kinds_and_a_description():
@@ -36,47 +48,37 @@ def test_groups_hold_what_their_names_say():
     assert {"fct_rankings", "fct_index", "staging/stg_lake__official_results"} <= by_group["warehouse"]
 
 
-def assets_by_key(d: dg.Definitions) -> dict[str, dg.AssetsDefinition]:
-    return {k.to_user_string(): a for a in d.assets if isinstance(a, dg.AssetsDefinition) for k in a.keys}
-
-
-def test_releases_are_partitioned_by_year_and_gate_the_warehouse():
+def test_lineage_runs_from_the_landing_assets_through_dbt_to_the_published_file():
     g = graph()
-    release = g.get(dg.AssetKey("official_release"))
-    assert release.partitions_def.name == "release_year"
-    assert release.key in g.get(dg.AssetKey(["staging", "stg_lake__official_results"])).parent_keys
-    specs = {s.name: s for s in assets_by_key(defs())["official_release"].check_specs}
-    assert specs["official_results_suite"].blocking and not specs["official_results_warnings"].blocking
+    assert dg.AssetKey("official_release") in g.get(dg.AssetKey(["staging", "stg_lake__official_results"])).parent_keys
+    assert dg.AssetKey("ingest_log") in g.get(dg.AssetKey(["staging", "stg_state__ingest_log"])).parent_keys
+    assert dg.AssetKey("reference_tables") in g.get(dg.AssetKey(["reference", "institutions"])).parent_keys
+    assert dg.AssetKey("fct_rankings") in g.get(dg.AssetKey("published_warehouse")).parent_keys
+    assert dg.AssetKey("published_warehouse") in g.get(dg.AssetKey("scorecards")).parent_keys
 
 
-def test_dbt_tests_are_asset_checks_and_duckdb_writers_share_one_pool():
-    d = defs()
-    check_names = {k.name for k in d.resolve_asset_graph().asset_check_keys}
+def test_dbt_tests_are_asset_checks_and_landing_checks_are_declared():
+    check_names = {k.name for k in graph().asset_check_keys}
     assert "unique_dim_institution_institution_id" in check_names
     assert "assert_domain_formula_holds_for_official_results" in check_names
-    assert {"official_results_suite", "reference_structure"} <= check_names
-    assets = assets_by_key(d)
-    assert assets["fct_index"].op.pool == assets["published_warehouse"].op.pool == "duckdb"
-    # Assets that never open the DuckDB file stay out of the pool.
-    assert assets["official_release"].op.pool is None and assets["reference_tables"].op.pool is None
+    assert {"official_results_suite", "submissions_suite", "reference_structure"} <= check_names
 
 
-def test_marts_rebuild_when_a_release_lands_unless_a_blocking_check_failed():
-    g = graph()
-    for key in (dg.AssetKey("fct_rankings"), dg.AssetKey("published_warehouse")):
-        condition = g.get(key).automation_condition
-        assert condition.get_label() == "eager, unless a blocking check failed"
-        assert "all_deps_blocking_checks_passed" in [op.get_label() for op in condition.operands]
-
-
-def test_sensors_and_jobs():
+def test_one_job_for_every_event_and_it_names_only_what_every_event_may_change():
+    """Dagster writes a planned event per asset and check of a run when it is created (30 ms each here): the
+    event job leaves the dbt graph out and records what each build rebuilt."""
     d = defs()
-    assert {s.name for s in d.sensors} == {"release_source_sensor", "inbox_sensor", "warehouse_automation",
+    assert {j.name for j in d.jobs} == {"update_warehouse"}
+    job = d.resolve_job_def("update_warehouse")
+    keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert keys == {"official_release", "submission_files", "work_unit_files", "ingest_log", "reference_tables",
+                    "published_warehouse", "window_completeness_report", "scorecards", "validation_results",
+                    "dbt_docs"}
+    assert {s.name for s in d.sensors} == {"inbox_sensor", "release_source_sensor", "reference_sensor",
                                          "abandoned_runs_sensor"}
-    assert {j.name for j in d.jobs} == {"ingest_release", "ingest_submissions", "build_warehouse", "publish_reports"}
-    # the warehouse job never waits on the reports; they follow a publish in a job of their own
-    build = d.resolve_job_def("build_warehouse").asset_layer.selected_asset_keys
-    assert dg.AssetKey("published_warehouse") in build and dg.AssetKey("scorecards") not in build
+    for target in [*d.sensors, *d.schedules]:
+        if target.name != "abandoned_runs_sensor":
+            assert target.job_name == "update_warehouse", target.name
 
 
 def test_steps_run_in_process_unless_configured(monkeypatch):
@@ -91,9 +93,7 @@ def test_steps_run_in_process_unless_configured(monkeypatch):
 
 
 def test_the_dbt_manifest_is_parsed_again_only_when_a_dbt_file_is_newer(tmp_path):
-    import os
-
-    from dagster_project.defs.warehouse import manifest_is_current
+    from dagster_project.lib.dbt_project import manifest_is_current
 
     manifest = tmp_path / "manifest.json"
     assert not manifest_is_current(manifest)  # none yet
@@ -103,28 +103,15 @@ def test_the_dbt_manifest_is_parsed_again_only_when_a_dbt_file_is_newer(tmp_path
     assert not manifest_is_current(manifest)
 
 
-def test_the_dbt_resource_knows_its_version_without_a_subprocess_and_skips_the_adapter():
-    import importlib.metadata
+def test_dbt_lets_go_of_the_build_database_after_a_run_in_this_process(data_dir):
+    """dbt-duckdb 1.11 keeps its connection open after an in-process run; stream_dbt closes it, or the publish
+    in the same process could not open the build database (pinned version: this checks it still works)."""
+    import duckdb
 
-    from dagster_project.defs.resources import dbt_resource
+    from dagster_project.lib.dbt_project import run_dbt
 
-    dbt = dbt_resource()
-    assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")
-    assert dbt._cli_version.major < 2  # dbt Core, not Fusion: dagster-dbt's own branch would need the adapter
-    assert dbt._initialize_dbt_core_adapter(["build"]) is None
-
-
-def test_only_the_newest_dbt_invocation_folders_are_kept(tmp_path):
-    import os
-
-    from dagster_project.defs.warehouse import prune_invocation_dirs
-
-    for i in range(13):
-        folder = tmp_path / f"warehouse_dbt-{i:02d}"
-        folder.mkdir()
-        (folder / "run_results.json").write_text("{}")
-        os.utime(folder, (1_000_000 + i, 1_000_000 + i))
-    (tmp_path / "manifest.json").write_text("{}")  # the project's own artifacts are not invocations
-    prune_invocation_dirs(tmp_path, keep=10)
-    kept = [f"warehouse_dbt-{i:02d}" for i in range(3, 13)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", *kept]
+    outcome = run_dbt(["seed", "--select", "spbe_tingkat_kematangan"], data_dir.state / "dbt_target")
+    assert outcome.success, outcome.error
+    assert [r.status for r in outcome.results] == ["success"]
+    with duckdb.connect(str(data_dir.build_db), read_only=True) as con:
+        assert con.execute("select count(*) from reference.spbe_tingkat_kematangan").fetchone()[0] > 0

@@ -12,13 +12,24 @@ import duckdb
 import pytest
 
 from dagster_project import cli
-from dagster_project.defs.submissions import SUITE_CHECK, inbox_sensor
-from dagster_project.lib.inbox import claim, inbox_path, pending_files
+from dagster_project.defs.sensors import inbox_sensor
+from dagster_project.defs.update import STEP, SUBMISSIONS_SUITE
+from dagster_project.lib.inbox import Claim, claim_all, inbox_path, look, readable_name, return_orphans
 from dagster_project.lib.samples import bundled_samples, generate, published_domains
 from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 from tests.conftest import land_files
 
 SAMPLES = BUNDLED_DATA_DIR / "samples"
+
+
+def land_one(paths: DataPaths, path, name: str):
+    from dagster_project.lib.ingest import land_submissions
+
+    return land_submissions(paths, [Claim(path, name)]).results[0]
+
+
+def files_of(request) -> list[str]:
+    return request.run_config["ops"][STEP]["config"]["inbox_files"]
 
 
 def drop(inbox, name: str, content: bytes, age: float = 60) -> None:
@@ -32,21 +43,22 @@ def tick(instance, cursor=None):
     return inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
-def test_sensor_batches_new_files_and_ignores_duplicates_until_content_changes(data_dir):
+def test_sensor_batches_new_files_and_asks_again_only_when_a_file_changes(data_dir):
     inbox = data_dir.inbox
     drop(inbox, "a.json", b'{"rows": []}')
     drop(inbox, "b.csv", b"x")
-    drop(inbox, ".hidden.csv", b"x")
-    drop(inbox, "copying.csv", b"x", age=-300)  # still being written (fresh mtime): left for the next tick
+    drop(inbox, ".b.csv.swp", b"x")  # a temporary name: left alone while it may still be written
+    drop(inbox, "c.csv.part", b"x")
     with dg.instance_for_test() as instance:
         first = tick(instance)
         (request,) = first.run_requests
-        assert request.run_config["ops"]["submission_files"]["config"]["files"] == ["a.json", "b.csv"]
-        assert isinstance(tick(instance, first.cursor), dg.SkipReason)  # requested, run not done yet
+        assert files_of(request) == ["a.json", "b.csv"]
+        again = tick(instance, first.cursor)
+        assert not again.run_requests and "no new settled file" in again.skip_reason.skip_message
         drop(inbox, "b.csv", b"new content, same name")
-        (again,) = tick(instance, first.cursor).run_requests
-        assert again.run_config["ops"]["submission_files"]["config"]["files"] == ["b.csv"]
-        assert again.run_key != request.run_key
+        (changed,) = tick(instance, again.cursor).run_requests
+        assert files_of(changed) == ["b.csv"]
+        assert changed.run_key != request.run_key
 
 
 @pytest.mark.parametrize("name", ["../escape.csv", "/etc/passwd", ".env", "a/b.csv", "..", "x\x00.csv"])
@@ -55,10 +67,13 @@ def test_names_from_outside_never_become_paths(data_dir, name):
         inbox_path(data_dir.inbox, name)
 
 
-def test_pending_files_hash_what_is_there(data_dir):
+def test_a_look_sees_files_temporary_names_and_odd_entries_without_opening_them(data_dir):
     drop(data_dir.inbox, "s.json", b"abc")
-    (f,) = pending_files(data_dir.inbox)
-    assert (f.name, f.size, f.sha256[:8]) == ("s.json", 3, "ba7816bf")
+    drop(data_dir.inbox, "t.json.tmp", b"abc")
+    (data_dir.inbox / "folder").mkdir()
+    seen = look(data_dir.inbox)
+    assert (list(seen.files), seen.files["s.json"].size) == (["s.json"], 3)
+    assert list(seen.temporary) == ["t.json.tmp"] and seen.odd == {"folder": "a directory"}
 
 
 def test_generator_is_deterministic_and_reproduces_the_published_indices():
@@ -94,7 +109,7 @@ def test_a_batch_with_one_bad_file_lands_the_good_ones(built_warehouse, tmp_path
         files.append(tmp_path / name)
     with dg.DagsterInstance.ephemeral() as instance:
         result = land_files(instance, files)
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == SUITE_CHECK]
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == SUBMISSIONS_SUITE]
     assert not check.passed and "bad_level.json" in check.description
     failing = check.metadata["failing_rows"].value
     assert failing[0]["column"] == "level" and failing[0]["file"] == "bad_level.json"
@@ -158,13 +173,13 @@ def test_spbe_ingest_updates_the_published_marts(built_warehouse, tmp_path, monk
         assert gap[0][0] == 47 and gap[0][1] <= 0  # everything was raised to 5 at the final stage
         quarantined = con.execute("select original_name, reason from fct_ingest_log where status = 'quarantined'")
         ((name, reason),) = quarantined.fetchall()
-        assert name == "broken.xlsx" and "xlsx_is_zip" in reason
+        assert name == "broken.xlsx" and reason.startswith("broken.xlsx: ") and "xlsx_is_zip" in reason
 
 
 def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse, tmp_path, monkeypatch):
-    """The sensor's own run request, executed, then the warehouse build it triggers: drop to published mart."""
+    """The sensor's own run request, executed: one run lands the file, builds what it affects and publishes."""
     from dagster_project.definitions import defs
-    from dagster_project.defs.automation import BUILD_JOB, SUBMISSIONS_JOB
+    from dagster_project.defs.update import JOB
 
     paths = DataPaths(tmp_path / "data")
     shutil.copytree(built_warehouse[0].root, paths.root)
@@ -172,13 +187,14 @@ def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse
     template = (BUNDLED_DATA_DIR / "templates" / "spbe_submission_template.csv").read_text(encoding="utf-8")
     filled = template.replace(",,self_assessment,", "73.17,2024,final,").replace(",,,,\n", ",3,,,\n")
     drop(paths.inbox, "luwu_final_2024.csv", filled.encode())
-    definitions = defs()
     with dg.DagsterInstance.ephemeral() as instance:
         (request,) = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
-        landed = definitions.resolve_job_def(SUBMISSIONS_JOB).execute_in_process(
+        result = defs().resolve_job_def(JOB).execute_in_process(
             instance=instance, run_config=request.run_config, tags=request.tags)
-        assert landed.success
-        assert definitions.resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
+        assert result.success
+        built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"submission_files", "fct_index", "published_warehouse", "scorecards"} <= built
+    assert "fct_rankings" not in built  # official results did not change: their marts were not rebuilt
     with duckdb.connect(str(paths.published_db), read_only=True) as con:
         rows = con.execute("select source, index_value, predikat, difference_vs_official from fct_index "
                            "where institution_id = '73.17' and year = 2024 order by source").fetchall()
@@ -187,47 +203,43 @@ def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse
 
 def test_a_claimed_file_leaves_a_newer_upload_with_the_same_name_alone(data_dir):
     drop(data_dir.inbox, "sumedang.csv", b"version 1")
-    claimed = claim(data_dir.inbox, "sumedang.csv")
+    ((_, claimed),) = claim_all(data_dir.inbox, ["sumedang.csv"])
     drop(data_dir.inbox, "sumedang.csv", b"version 2")  # the sync job writes again while the run works
-    assert claimed.read_bytes() == b"version 1"
-    (waiting,) = pending_files(data_dir.inbox)
-    assert waiting.name == "sumedang.csv" and waiting.size == len(b"version 2")
+    assert claimed.path.read_bytes() == b"version 1" and claimed.original_name == "sumedang.csv"
+    assert look(data_dir.inbox).files["sumedang.csv"].size == len(b"version 2")
 
 
 def test_the_same_bytes_under_a_supported_type_get_their_own_verdict(data_dir, tmp_path):
-    from dagster_project.lib.ingest import land_submission
-
     content = next(f.content for f in generate(["32.11"], years=(2024,), stages=("final",), fmt="csv"))
     (tmp_path / "laporan.txt").write_bytes(content)
     (tmp_path / "laporan.csv").write_bytes(content)
-    assert land_submission(data_dir, tmp_path / "laporan.txt", "laporan.txt").status == "quarantined"
-    assert land_submission(data_dir, tmp_path / "laporan.csv", "laporan.csv").status == "loaded"
+    assert land_one(data_dir, tmp_path / "laporan.txt", "laporan.txt").status == "quarantined"
+    assert land_one(data_dir, tmp_path / "laporan.csv", "laporan.csv").status == "loaded"
 
 
 def test_odd_but_legal_names_are_landed(data_dir, tmp_path):
-    from dagster_project.lib.ingest import land_submission
-
     content = next(f.content for f in generate(["32.11"], years=(2024,), stages=("final",)))
     drop(data_dir.inbox, "a\\laporan.json", content)
     raw = os.fsencode(str(data_dir.inbox)) + b"/laporan_\xe9.json"
     with open(raw, "wb") as f:
         f.write(b"{}")
-    os.utime(raw, (time.time() - 60, time.time() - 60))
-    names = [f.name for f in pending_files(data_dir.inbox)]
+    names = sorted(readable_name(data_dir.inbox, n) for n in look(data_dir.inbox).files)
     assert names == ["a\\laporan.json", "laporan_\ufffd.json"]  # renamed to readable UTF-8, nothing lost
-    assert land_submission(data_dir, data_dir.inbox / names[0], names[0]).status == "loaded"
+    ((_, claim),) = claim_all(data_dir.inbox, [names[0]])
+    assert land_one(data_dir, claim.path, claim.original_name).status == "loaded"
 
 
 def test_a_file_claimed_by_a_process_that_died_goes_back_to_the_inbox(data_dir):
     drop(data_dir.inbox, "sumedang.csv", b"version 1")
-    claimer = "from dagster_project.lib.inbox import claim; import sys; claim(Path(sys.argv[1]), 'sumedang.csv')"
-    subprocess.run([sys.executable, "-c", "from pathlib import Path; " + claimer, str(data_dir.inbox)], check=True)
-    (claimed,) = (data_dir.inbox / ".processing").rglob("*__sumedang.csv")  # the claimer exited without landing it
+    claimer = ("from pathlib import Path; import sys; from dagster_project.lib.inbox import claim_all; "
+               "claim_all(Path(sys.argv[1]), ['sumedang.csv'])")
+    subprocess.run([sys.executable, "-c", claimer, str(data_dir.inbox)], check=True)
+    assert not (data_dir.inbox / "sumedang.csv").exists()  # the claimer exited without landing it
     drop(data_dir.inbox, "busy.csv", b"mine")
-    mine = claim(data_dir.inbox, "busy.csv")  # a live process's claim is left alone
-    os.utime(claimed, (time.time() - 60, time.time() - 60))
-    assert [f.name for f in pending_files(data_dir.inbox)] == ["sumedang.csv"]
-    assert (data_dir.inbox / "sumedang.csv").read_bytes() == b"version 1" and mine.exists()
+    ((_, mine),) = claim_all(data_dir.inbox, ["busy.csv"])  # a live process's claim is left alone
+    (returned,) = return_orphans(data_dir.inbox)
+    assert returned.name == "sumedang.csv" and returned.read_bytes() == b"version 1"
+    assert mine.path.exists() and list(look(data_dir.inbox).files) == ["sumedang.csv"]
 
 
 def test_owners_are_gone_only_when_certainly_dead():

@@ -1,9 +1,10 @@
 """dbt nodes as Dagster asset specs and checks: the translator.
 
-A model or seed becomes an asset keyed by its name (analysts' table name), grouped by what it is (reference
-seeds, the warehouse's models), described by its dbt description, with its columns as the table schema and
-its dbt parents as dependencies. A source becomes the asset that writes it (``meta.dagster.asset_key``). A
-dbt test becomes an asset check on the model it tests. Read from the manifest JSON: no dbt import.
+A model or seed becomes an asset keyed by its schema and name (marts, in the main schema, by their name
+alone: the table name analysts query), grouped by what it is (reference seeds, the warehouse's models),
+described by its dbt description, with its columns as the table schema and its dbt parents as dependencies.
+A source becomes the asset that writes it (``meta.dagster.asset_key``). A dbt test becomes an asset check
+on the model it tests. Read from the manifest JSON: no dbt import.
 """
 
 import dagster as dg
@@ -17,7 +18,7 @@ DBT_KINDS = {"dbt", "duckdb"}
 def asset_key(node: Node) -> dg.AssetKey:
     if node.resource_type == "source" and node.asset_key:
         return dg.AssetKey(list(node.asset_key))
-    return dg.AssetKey(node.name)
+    return dg.AssetKey(node.name if node.schema == "main" else [node.schema, node.name])
 
 
 def _spec(graph: Graph, node: Node) -> dg.AssetSpec:

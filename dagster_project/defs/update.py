@@ -121,7 +121,7 @@ def _landing_checks() -> list[dg.AssetCheckSpec]:
 
 
 def _reference_check_names() -> dict[str, str]:
-    from dagster_project.lib.reference import REFERENCE_SUITES, REFERENCE_TABLES, STRUCTURE_CHECK
+    from dagster_project.lib.reference_files import REFERENCE_SUITES, REFERENCE_TABLES, STRUCTURE_CHECK
 
     return {**{suite: f"GX suite expectations/{suite}.json on {REFERENCE_TABLES[table]}"
                for suite, table in REFERENCE_SUITES.items()},

@@ -43,6 +43,7 @@ class Node:
     attached_to: str | None = None  # tests: the model or seed the test checks
     severity: str = "error"  # tests
     asset_key: tuple[str, ...] | None = None  # sources: the Dagster asset that writes them
+    schema: str = "main"  # models and seeds: where dbt puts them (staging, intermediate, reference, main)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def _node(raw: dict[str, Any]) -> Node:
         columns=tuple((c["name"], c.get("description") or "") for c in (raw.get("columns") or {}).values()),
         attached_to=attached, severity=str(raw.get("config", {}).get("severity") or "error").lower(),
         asset_key=tuple(meta["dagster"]["asset_key"]) if "asset_key" in meta.get("dagster", {}) else None,
+        schema=raw.get("schema") or "main",
     )
 
 

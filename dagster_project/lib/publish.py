@@ -19,7 +19,7 @@ import duckdb
 
 from dagster_project.lib.archive import file_sha256, utc_now, write_atomically
 from dagster_project.lib.ingest_log import read_lines
-from dagster_project.lib.reference import REFERENCE_TABLES
+from dagster_project.lib.reference_files import REFERENCE_TABLES
 from dagster_project.lib.snapshots import save_snapshot
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 

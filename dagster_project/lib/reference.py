@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dagster_project.lib.reference_files import REFERENCE_SUITES, REFERENCE_TABLES, STRUCTURE_CHECK
 from dagster_project.lib.submissions import STAGES
 from dagster_project.paths import REFERENCE_DIR
 
@@ -21,31 +22,6 @@ from dagster_project.paths import REFERENCE_DIR
 _TEXT = {"kode_kemendagri": str, "kode_provinsi": str, "kode_kemendagri_nodot": str, "kode_bps_2020": str,
          "institution_id": str, "kemendagri_code": str, "province_code": str, "subject_id": str}
 
-REFERENCE_TABLES = {
-    "institutions": "institutions.csv",
-    "institution_aliases": "institution_aliases.csv",
-    "targets": "targets.csv",
-    "indicators": "spbe_indikator_permen59_2020.csv",
-    "indicators_2018": "spbe_indikator_permen5_2018.csv",
-    "indicators_pemdi": "pemdi_indikator_permen8_2026_UNVERIFIED.csv",
-    "domains_aspects": "spbe_domain_aspek_permen59_2020.csv",
-    "maturity_levels": "spbe_tingkat_kematangan.csv",
-    "predikat_bands": "spbe_predikat.csv",
-    "national_index": "spbe_indeks_nasional.csv",
-    "provinces": "wilayah_provinsi.csv",
-    "regencies": "wilayah_kabkota.csv",
-    "submission_windows": "submission_windows.csv",
-    "cohorts": "cohorts.csv",
-    "weighting_scenarios": "weighting_scenarios.csv",
-}
-# Which GX suite validates which table (suite file: expectations/<suite>.json).
-REFERENCE_SUITES = {
-    "reference_institutions": "institutions",
-    "reference_indicators": "indicators",
-    "reference_predikat_bands": "predikat_bands",
-    "reference_regions": "regencies",
-    "reference_targets": "targets",
-}
 TOLERANCE = 1e-6
 
 
@@ -206,9 +182,6 @@ class CheckOutcome:
     passed: bool
     description: str
     failed: list[dict]  # GX: failed rules with sample rows; structure: {rule, description, failures}
-
-
-STRUCTURE_CHECK = "reference_structure"
 
 
 def reference_fingerprint() -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.ingest_log import IngestLog, read_lines
-from dagster_project.lib.reference import REFERENCE_TABLES
+from dagster_project.lib.reference_files import REFERENCE_TABLES
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
 # What the marts are a function of, besides the data: change any of these and the next build is full.
