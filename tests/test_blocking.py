@@ -2,17 +2,19 @@
 
 import hashlib
 import json
+import re
 
 import dagster as dg
 import duckdb
 import pytest
 
 from dagster_project import cli
-from dagster_project.definitions import defs
-from dagster_project.defs.automation import BUILD_JOB
-from dagster_project.lib.archive import append_ingest_log, read_ingest_log
+from dagster_project.defs.update import QUARANTINED_TAG, RELEASE_SUITE
+from dagster_project.lib.ingest_log import IngestLog, read_lines
 from dagster_project.lib.publish import publish_marts
+from dagster_project.lib.warehouse import read_manifest
 from dagster_project.paths import BUNDLED_RELEASES_DIR
+from tests.conftest import run_update
 
 
 def digest(path) -> str:
@@ -34,10 +36,19 @@ def release_folder_with(tmp_path, year: int, edit) -> tuple:
     return folder, entries
 
 
+def publish_again(paths, run_id: str, tables: list[str]):
+    """Publish ``tables`` of the build database as the last build did: at the same log position and code."""
+    published = read_manifest(paths.published_manifest)
+    return publish_marts(paths, run_id, tables, published["log_position"], published["build_fingerprint"])
+
+
 def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untouched(
         copy_of_built, tmp_path, monkeypatch, capsys):
+    """A refused release never reaches the lake or a data mart: the earlier release of its year stays current
+    and every mart built from official results is unchanged. The refusal itself is published (by design, a
+    quarantined release no longer blocks the build): fct_ingest_log shows the line and its plain reason."""
     paths = copy_of_built
-    before = digest(paths.published_db)
+    published_before = json.loads(paths.published_manifest.read_text())
     lake_before = sorted(paths.lake.rglob("*.parquet"))
     folder, entries = release_folder_with(
         tmp_path, 2024, lambda text: text.replace("Kementerian Pertanian", "Kementerian Urusan Fiktif", 1))
@@ -46,8 +57,8 @@ def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untou
     assert cli.main(["build"]) == 1
 
     err = capsys.readouterr().err
-    assert "release 2024 was not accepted" in err and "official_results_suite" in err
-    assert digest(paths.published_db) == before
+    assert "release(s) 2024 were not accepted" in err and f"official_release:{RELEASE_SUITE}" in err
+    assert "Kementerian Urusan Fiktif: institution_id empty" in err  # the check's plain reason, printed
     assert sorted(paths.lake.rglob("*.parquet")) == lake_before
     bad_sha = entries[1]["sha256"]
     assert (paths.quarantine / f"{bad_sha}.csv").read_bytes() == (folder / "results_2024.csv").read_bytes()
@@ -55,21 +66,37 @@ def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untou
     (unknown,) = [f for f in report["failed"] if f["column"] == "institution_id"]
     assert unknown["sample_rows"][0]["institution_name"] == "Kementerian Urusan Fiktif"
     assert unknown["description"].startswith("institution known to the registry")
-    log = read_ingest_log(paths.ingest_log)
+    log = read_lines(paths.ingest_log)
     assert log[-1]["status"] == "quarantined" and log[-1]["sha256"] == bad_sha
+    with dg.DagsterInstance.get() as instance:  # the CLI's run, on the instance of DAGSTER_HOME
+        assert instance.get_run_by_id(log[-1]["run_id"]).tags[QUARANTINED_TAG] == "1"
+
+    # Published again for the refusal, but no data mart moved: only the audit trail records it.
+    published_after = json.loads(paths.published_manifest.read_text())
+    assert published_after["log_position"] == log[-1]["seq"]
+    before, after = published_before["tables"], published_after["tables"]
+    assert set(after) == set(before)
+    assert {t for t in before if before[t] != after[t]} == {"fct_ingest_log"}
+    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+        ((status, reason, is_current),) = con.execute(
+            "select status, reason, is_current from fct_ingest_log where sha256 = ?", [bad_sha]).fetchall()
+        current_2024 = con.execute("select sha256 from fct_ingest_log where dataset = 'official_results' "
+                                   "and year = 2024 and is_current").fetchall()
+    assert (status, is_current) == ("quarantined", False)
+    assert reason.startswith("results_2024.csv: row 16, Kementerian Urusan Fiktif: institution_id empty; "
+                             "institution known to the registry")
+    bundled_sha = hashlib.sha256((BUNDLED_RELEASES_DIR / "spbe_results_2024.csv").read_bytes()).hexdigest()
+    assert set(current_2024) == {(bundled_sha,)}  # the earlier release of 2024 stays current
 
 
 def test_a_failed_release_check_shows_the_rule_and_rows_in_dagster(copy_of_built, tmp_path, monkeypatch):
-    from dagster_project.defs.automation import INGEST_JOB
-
     folder, _ = release_folder_with(
         tmp_path, 2024, lambda text: text.replace("Kementerian Pertanian", "Kementerian Urusan Fiktif", 1))
     monkeypatch.setenv("SPBE_RELEASE_SOURCE", str(folder))
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("release_year", ["2024"])
-        result = defs().resolve_job_def(INGEST_JOB).execute_in_process(
-            partition_key="2024", instance=instance, raise_on_error=False)
-        (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "official_results_suite"]
+        # What the release sensor asks for a new 2024 release (landing only: the check is the point here).
+        result = run_update(instance, raise_on_error=False, release_years=[2024], build=False)
+        (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == RELEASE_SUITE]
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
         assert "institution_id" in check.description
         (rule,) = [r for r in check.metadata["failing_rows"].value if r["column"] == "institution_id"]
@@ -78,8 +105,9 @@ def test_a_failed_release_check_shows_the_rule_and_rows_in_dagster(copy_of_built
         assert "institution_id" in check.metadata["summary"].value
         # The same evaluation is stored for the UI's asset check page.
         (stored,) = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(dg.AssetKey("official_release"), "official_results_suite"), limit=1)
+            dg.AssetCheckKey(dg.AssetKey("official_release"), RELEASE_SUITE), limit=1)
         assert stored.status.value == "FAILED"
+        assert instance.get_run_by_id(result.run_id).tags[QUARANTINED_TAG] == "1"
 
 
 def test_failing_dbt_test_blocks_publish(copy_of_built):
@@ -93,24 +121,27 @@ def test_failing_dbt_test_blocks_publish(copy_of_built):
         f"* replace ('{bad_sha}' as source_sha256, now() as received_at)").write_parquet(
         str(current.with_name(f"{bad_sha}.parquet")))
     con.close()
-    append_ingest_log(paths.ingest_log, {"sha256": bad_sha, "dataset": "official_results", "year": 2024,
-                                         "status": "loaded", "rows": 1230, "reason": "bypassed validation",
-                                         "original_name": "x.csv", "source": "local", "received_at": "2026-01-01"})
+    IngestLog(paths.ingest_log).append([({"sha256": bad_sha, "dataset": "official_results", "year": 2024,
+                                          "status": "loaded", "rows": 1230, "reason": "bypassed validation",
+                                          "original_name": "x.csv", "source": "local",
+                                          "received_at": "2026-01-01"}, True)])
 
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance, raise_on_error=False)
+        result = run_update(instance, raise_on_error=False)  # no event: build what the log holds, then publish
     assert not result.success
-    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
-    (rule,) = [name for name in failed if name.startswith("unique_combination_int_official_results_current")]
-    # The UI shows which rule failed on which rows: the duplicated institutions, twice each.
-    rows = failed[rule].metadata["failing_rows"].value
-    assert len(rows) == 10 and {r["n_rows"] for r in rows} == {"2"} and all(r["institution_id"] for r in rows)
-    assert failed[rule].metadata["dagster_dbt/failed_row_count"].value == 1230 // 2
-    step_failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error
-    assert "dbt build failed" in step_failure.message and f"test {rule}: fail" in step_failure.message
+    assert digest(paths.published_db) == before
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "published_warehouse" not in materialized and "fct_index" not in materialized
-    assert digest(paths.published_db) == before
+    # The failed step names the dbt node and dbt's own message.
+    step_failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error
+    assert "dbt build failed" in step_failure.message
+    (rule,) = re.findall(r"test (unique_combination_int_official_results_current\w*): fail", step_failure.message)
+    # The UI shows which rule failed on which rows: the duplicated institutions, twice each.
+    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert rule in failed, f"no failed check evaluation for {rule} in the run (failed checks: {sorted(failed)})"
+    rows = failed[rule].metadata["failing_rows"].value
+    assert len(rows) == 10 and {r["n_rows"] for r in rows} == {"2"} and all(r["institution_id"] for r in rows)
+    assert failed[rule].metadata["failures"].value == 1230 // 2
 
 
 def test_publish_swaps_atomically_under_an_open_reader(copy_of_built):
@@ -119,7 +150,7 @@ def test_publish_swaps_atomically_under_an_open_reader(copy_of_built):
     ((old_run,),) = reader.execute("select value from publish_manifest where key = 'run_id'").fetchall()
     with duckdb.connect(str(paths.build_db)) as build:  # the next build has fewer rows
         build.execute("delete from main.fct_index where year = 2023")
-    publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "second-run", ["fct_index"], {}, "fp")
+    publish_again(paths, "second-run", ["fct_index"])
     # The old reader still answers from the file it opened; a new reader sees the new version whole.
     assert reader.execute("select count(*) from fct_index where source = 'official'").fetchall() == [(1236,)]
     assert reader.execute("select value from publish_manifest where key = 'run_id'").fetchall() == [(old_run,)]
@@ -135,7 +166,7 @@ def test_only_the_named_marts_are_published(copy_of_built):
     paths = copy_of_built
     with duckdb.connect(str(paths.build_db)) as build:  # a mart since removed from the dbt project
         build.execute("create table main.fct_retired as select 1 as x")
-    publish_marts(paths.build_db, paths.published_db, paths.published_manifest, "run", ["dim_institution"], {}, "fp")
+    publish_again(paths, "run", ["dim_institution"])
     with duckdb.connect(str(paths.published_db), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     assert tables == {"dim_institution", "publish_manifest"}
@@ -145,12 +176,17 @@ def test_only_the_named_marts_are_published(copy_of_built):
 def test_failed_publish_leaves_the_published_file_byte_identical(copy_of_built, build_db):
     paths = copy_of_built
     before = digest(paths.published_db)
+    hidden_before = sorted(p.name for p in paths.warehouse.iterdir() if p.name.startswith("."))
     # Either the build file is missing, or the copy fails after two marts were already written.
+    if build_db == "missing.duckdb":
+        paths.build_db.unlink()
     with pytest.raises(duckdb.Error):
-        publish_marts(paths.warehouse / build_db, paths.published_db, paths.published_manifest, "doomed",
-                      ["dim_institution", "fct_index", "no_such_mart"], {}, "fp")
+        publish_again(paths, "doomed", ["dim_institution", "fct_index", "no_such_mart"])
     assert digest(paths.published_db) == before
-    assert [p.name for p in paths.warehouse.iterdir() if p.name.startswith(".")] == [".spbe.duckdb.lock"]
+    # No partial file left: only the publish lock (and the build lock) beside the published file.
+    hidden = sorted(p.name for p in paths.warehouse.iterdir() if p.name.startswith("."))
+    assert hidden == hidden_before and ".spbe.duckdb.lock" in hidden
+    assert not [n for n in hidden if "partial" in n]
 
 
 def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_path):
@@ -169,7 +205,7 @@ def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_pa
     assert (corrected.status, back.status) == ("loaded", "duplicate")
 
     with dg.DagsterInstance.ephemeral() as instance:
-        assert defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
+        assert run_update(instance).success  # no event: build what the log holds, then publish
     with duckdb.connect(str(paths.published_db), read_only=True) as con:
         note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024 "
                            "and source = 'official'")

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from dagster_project.lib import ingest
-from dagster_project.lib.archive import read_ingest_log
-from dagster_project.lib.ingest import is_accepted, lake_file, land_release
+from dagster_project.lib.ingest import RELEASES, is_accepted, lake_file, land_release
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.registry import load_registry
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig
 from dagster_project.paths import BUNDLED_RELEASES_DIR
@@ -29,7 +29,7 @@ def test_a_valid_release_lands_once_and_then_is_a_duplicate(tmp_path, data_dir):
     assert (data_dir.archive / f"{first.sha256}.csv").read_text(encoding="utf-8") == REAL_2024
     second = land_release(cfg, entry, data_dir)
     assert second.status == "duplicate" and second.sha256 == first.sha256
-    assert [e["status"] for e in read_ingest_log(data_dir.ingest_log)] == ["loaded", "duplicate"]
+    assert [e["status"] for e in read_lines(data_dir.ingest_log)] == ["loaded", "duplicate"]
     assert len(list(data_dir.lake.rglob("*.parquet"))) == 1
 
 
@@ -38,6 +38,9 @@ def test_an_unknown_institution_is_quarantined_with_its_row(tmp_path, data_dir):
     result = land_release(cfg, entry, data_dir)
     assert result.status == "quarantined" and not result.accepted
     assert list(data_dir.lake.rglob("*.parquet")) == []
+    # The reason says it as a person would: the file, the row, the value and the rule it broke.
+    assert result.reason.startswith("r2024.csv: row 16, Kementerian Fiktif: institution_id empty; "
+                                    "institution known to the registry")
     report = json.loads((data_dir.quarantine / f"{result.sha256}.report.json").read_text())
     (rule,) = [f for f in report["failed"] if f["severity"] == "critical"]
     assert rule["column"] == "institution_id" and rule["sample_rows"][0]["institution_name"] == "Kementerian Fiktif"
@@ -53,7 +56,7 @@ def test_a_quarantined_release_is_checked_again_once_the_rules_change(tmp_path, 
                            {**registry.alias_to_id, "kementerian fiktif": "kementerian-pertanian"})
     monkeypatch.setattr(ingest, "validation_fingerprint", lambda dataset=None: "rules after the fix")
     result = land_release(cfg, entry, data_dir, registry=fixed)
-    assert result.status == "loaded" and is_accepted(data_dir, result.sha256)
+    assert result.status == "loaded" and is_accepted(data_dir, result.sha256, RELEASES, kind="")
 
 
 @pytest.mark.parametrize("year_text", ["2024.5", "1e30", "dua ribu"])
@@ -75,8 +78,8 @@ def test_an_unexpected_parsing_error_quarantines_with_the_error(tmp_path, data_d
     result = land_release(cfg, entry, data_dir)
     assert result.status == "quarantined"
     assert result.report["failed"][0]["expectation"] == "unexpected_parse_error"
-    assert "MemoryError: simulated" in result.reason
-    assert read_ingest_log(data_dir.ingest_log)[-1]["status"] == "quarantined"
+    assert result.reason == "r2024.csv: MemoryError: simulated (rule unexpected_parse_error)"
+    assert read_lines(data_dir.ingest_log)[-1]["status"] == "quarantined"
 
 
 def test_unreadable_file_is_quarantined_with_the_rule(tmp_path, data_dir):

@@ -1,45 +1,59 @@
 """The whole pipeline, materialized for real with Dagster on the bundled releases, and its published file."""
 
+import hashlib
 import json
+import shutil
 
 import dagster as dg
 
-from dagster_project.defs.releases import SUITE_CHECK, release_source_sensor
 from dagster_project.defs.resources import ReleaseSourceResource
+from dagster_project.defs.sensors import RETRY_AFTER_SECONDS, release_source_sensor
+from dagster_project.defs.update import RELEASE_SUITE, RELEASE_WARNINGS, STEP, run_config
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.sources import source_config_from_env
+from dagster_project.paths import BUNDLED_DATA_DIR, BUNDLED_RELEASES_DIR
+from tests.conftest import run_update
 
 MARTS = {"dim_institution", "dim_indicator", "fct_index", "fct_rankings", "fct_trends", "fct_target_gap",
          "fct_ingest_log", "agg_groups", "fct_national_reconciliation", "fct_indicator_levels",
          "fct_submission_revisions", "fct_aspect_index", "fct_verification_gap", "fct_window_completeness",
          "fct_work_unit_index", "fct_improvement_priorities", "fct_target_steps", "fct_rank_uncertainty",
          "fct_mentors", "dim_methodology", "fct_methodology_comparison"}
+SAMPLES = sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))
 
 
 def test_full_materialization_publishes_every_mart(built_warehouse, published):
-    paths, ingest, build = built_warehouse
-    assert all(r.success for r in ingest) and build.success
-    checks = build.get_asset_check_evaluations()
-    assert len(checks) > 50 and all(c.passed for c in checks)
+    paths, result = built_warehouse
+    assert result.success
+    # One run landed, built every model, published and wrote the reports.
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert MARTS | {"official_release", "submission_files", "ingest_log", "reference_tables", "published_warehouse",
+                    "scorecards", "validation_results", "dbt_docs"} <= materialized
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) > 50
+    # Every check passed but the releases' warning-level rules (test_release_checks_pass_with_the_expected_...).
+    assert [c.check_name for c in checks if not c.passed] == [RELEASE_WARNINGS]
     tables = {r[0] for r in published.execute("select table_name from duckdb_tables()").fetchall()}
     assert tables == MARTS | {"publish_manifest"}
     manifest = json.loads(paths.published_manifest.read_text())
     assert set(manifest["tables"]) == MARTS
     # No work-unit (OPD) files are bundled: that mart fills when regions send them (tests/test_inbox.py).
     assert all(t["rows"] > 0 for name, t in manifest["tables"].items() if name != "fct_work_unit_index")
-    assert manifest["run_id"] == build.run_id
-    assert sum(k.startswith("lake/official_results/") for k in manifest["inputs"]) == 2
+    assert manifest["run_id"] == result.run_id
+    assert manifest["inputs"]["files_loaded"] == {"official_results": 2, "submissions": len(SAMPLES)}
+    assert manifest["log_position"] == manifest["inputs"]["log_position"] == len(read_lines(paths.ingest_log))
 
 
 def test_release_checks_pass_with_the_expected_warnings(built_warehouse):
-    _, ingest, _ = built_warehouse
-    by_year = {r.dagster_run.tags["dagster/partition"]: r for r in ingest if "dagster/partition" in r.dagster_run.tags}
-    for result in by_year.values():
-        evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        assert evals[SUITE_CHECK].passed
-    warnings_2024 = next(e for e in by_year["2024"].get_asset_check_evaluations() if not e.passed)
-    assert warnings_2024.severity == dg.AssetCheckSeverity.WARN
-    rows = warnings_2024.metadata["failing_rows"].value
-    assert {r["column"] for r in rows} == {"missing_values", "predikat_consistency"}
+    _, result = built_warehouse
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()
+             if e.asset_key == dg.AssetKey("official_release")}
+    assert evals[RELEASE_SUITE].passed
+    warnings = evals[RELEASE_WARNINGS]
+    assert not warnings.passed and warnings.severity == dg.AssetCheckSeverity.WARN
+    rows = warnings.metadata["failing_rows"].value
+    assert {r["column"] for r in rows if r["year"] == 2024} == {"missing_values", "predikat_consistency"}
+    assert {r["year"] for r in rows} == {2023, 2024}
 
 
 def test_banyuwangi_leads_the_regional_governments_in_2024(published):
@@ -121,6 +135,10 @@ def test_trends_include_the_published_national_series(published):
     assert series[0][2] == "first" and series[-1] == (2024, 3.12, "up")
 
 
+def release_years_of(request: dg.RunRequest) -> list[int]:
+    return request.run_config["ops"][STEP]["config"]["release_years"]
+
+
 def test_sensor_requests_each_new_or_changed_release_once(data_dir):
     resource = ReleaseSourceResource.from_config(source_config_from_env())
 
@@ -130,29 +148,67 @@ def test_sensor_requests_each_new_or_changed_release_once(data_dir):
 
     with dg.instance_for_test() as instance:
         first = tick(instance, None)
-        assert sorted(r.partition_key for r in first.run_requests) == ["2023", "2024"]
-        assert first.dynamic_partitions_requests[0].partition_keys == ["2023", "2024"]
-        assert {r.run_key for r in first.run_requests} == {"release-2023-1", "release-2024-1"}
-        # Nothing new, but neither year was ever landed in this data dir: both are retried.
-        retry = tick(instance, first.cursor)
-        assert {r.run_key for r in retry.run_requests} == {"release-2023-2", "release-2024-2"}
+        (request,) = first.run_requests  # one run for every release that is not landed
+        assert release_years_of(request) == [2023, 2024] and request.tags["spbe/releases"] == "2023,2024"
+        assert request.run_key.startswith("release-")
+        # Requested and not landed yet (the run may be on its way): not asked again on the next tick...
+        assert isinstance(tick(instance, first.cursor), dg.SkipReason)
+        # ...but again once RETRY_AFTER_SECONDS have passed with neither year landed, under a new run key.
+        aged = {year: [fingerprint, at - RETRY_AFTER_SECONDS - 1]
+                for year, (fingerprint, at) in json.loads(first.cursor).items()}
+        (retry,) = tick(instance, json.dumps(aged)).run_requests
+        assert release_years_of(retry) == [2023, 2024] and retry.run_key != request.run_key
+        # A year whose file changed since the request is asked for at once, alone.
+        moved = {**json.loads(first.cursor), "2024": ["sha of another file", json.loads(first.cursor)["2024"][1]]}
+        (changed,) = tick(instance, json.dumps(moved)).run_requests
+        assert release_years_of(changed) == [2024] and changed.run_key not in {request.run_key, retry.run_key}
 
 
-def test_sensor_skips_landed_releases_and_follows_changes_back_and_forth(built_warehouse, monkeypatch):
-    monkeypatch.setenv("SPBE_DATA_DIR", str(built_warehouse[0].root))
+def test_sensor_skips_landed_releases_and_follows_changes_back_and_forth(copy_of_built, tmp_path, monkeypatch):
+    """After the pipeline ran, the sensor asks for nothing. When the source offers another 2024 file, it asks
+    for that year; once landed, nothing again; and when the source goes back to the first file, that file is
+    no longer the current one: it is asked for and landed again."""
+    source = tmp_path / "releases"
+    shutil.copytree(BUNDLED_RELEASES_DIR, source)
+    manifest = json.loads((source / "manifest.json").read_text())
+    first_file = (source / "spbe_results_2024.csv").read_bytes()
+    correction = first_file.replace(b"\n", b"\r\n")  # the same rows in another file (CRLF line ends)
+    (source / "spbe_results_2024_corrected.csv").write_bytes(correction)
+
+    def offer_2024(name: str, content: bytes) -> None:
+        entries = [dict(e, url=name, sha256=hashlib.sha256(content).hexdigest()) if e["year"] == 2024 else e
+                   for e in manifest["releases"]]
+        (source / "manifest.json").write_text(json.dumps({**manifest, "releases": entries}))
+
+    monkeypatch.setenv("SPBE_RELEASE_SOURCE", str(source))
     resource = ReleaseSourceResource.from_config(source_config_from_env())
     with dg.instance_for_test() as instance:
-        first = release_source_sensor(dg.build_sensor_context(instance=instance), release_source=resource)
-        cursor = json.loads(first.cursor)
-        # Both releases are landed in this data dir: the next tick has nothing to do.
-        again = release_source_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor),
-                                      release_source=resource)
-        assert isinstance(again, dg.SkipReason)
-        # The source went to another 2024 file and is now back on this one: landed again, under a new run key.
-        changed = {**cursor, "2024": {"fingerprint": "sha of a correction", "attempt": 2}}
-        back = release_source_sensor(dg.build_sensor_context(instance=instance, cursor=json.dumps(changed)),
-                                     release_source=resource)
-        assert [r.run_key for r in back.run_requests] == ["release-2024-3"]
+        def tick(cursor=None):
+            return release_source_sensor(dg.build_sensor_context(instance=instance, cursor=cursor),
+                                         release_source=resource)
+
+        def land(request: dg.RunRequest, status: str) -> None:  # what the requested run lands (no build here)
+            assert request.run_config == run_config(release_years=[2024])
+            result = run_update(instance, release_years=release_years_of(request), build=False)
+            (line,) = [ln for ln in read_lines(copy_of_built.ingest_log) if ln["run_id"] == result.run_id]
+            assert (line["year"], line["status"], line["takes_effect"], line["changes_data"]) == \
+                (2024, status, True, True), line
+
+        # Both releases are landed and current in the built data dir: nothing to do.
+        assert isinstance(tick(), dg.SkipReason)
+        offer_2024("spbe_results_2024_corrected.csv", correction)
+        corrected = tick()
+        (request,) = corrected.run_requests
+        land(request, "loaded")
+        assert isinstance(tick(corrected.cursor), dg.SkipReason)
+        # The source is back on the first file: current again once landed again (a duplicate of a file accepted
+        # before, which takes effect over the correction), under a new run key.
+        offer_2024("spbe_results_2024.csv", first_file)
+        back = tick(corrected.cursor)
+        (again,) = back.run_requests
+        assert again.run_key != request.run_key
+        land(again, "duplicate")
+        assert isinstance(tick(back.cursor), dg.SkipReason)
 
 
 def test_dbt_docs_generate_describes_every_model_and_column(built_warehouse, tmp_path):

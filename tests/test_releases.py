@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from dagster_project.lib.ingest import ID_COLUMNS, SUITE
+from dagster_project.lib.ingest import RELEASES
 from dagster_project.lib.quality import validate_frame
 from dagster_project.lib.registry import load_registry
 from dagster_project.lib.releases import (
@@ -13,6 +13,8 @@ from dagster_project.lib.releases import (
     read_release_csv,
 )
 from dagster_project.paths import BUNDLED_RELEASES_DIR
+
+SUITE, ID_COLUMNS = RELEASES.name, list(RELEASES.id_columns)
 
 
 def release(year: int) -> pd.DataFrame:

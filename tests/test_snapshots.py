@@ -14,16 +14,14 @@ from dagster_project.lib.snapshots import (
     parse_as_of,
     snapshot_as_of,
 )
+from dagster_project.paths import DataPaths
 
 
 def publish(tmp_path, value: int, keep: int):
-    build = tmp_path / "build.duckdb"
-    with duckdb.connect(str(build)) as con:
+    paths = DataPaths(tmp_path).ensure()
+    with duckdb.connect(str(paths.build_db)) as con:
         con.execute("create or replace table fct_x as select ? as value", [value])
-    warehouse = tmp_path / "warehouse"
-    warehouse.mkdir(exist_ok=True)
-    return publish_marts(build, warehouse / "spbe.duckdb", warehouse / "spbe.manifest.json", f"run-{value}",
-                         ["fct_x"], {}, "fp", warehouse / "history", keep)
+    return publish_marts(paths, f"run-{value}", ["fct_x"], 0, "fp", keep)  # log position 0: no log here
 
 
 def value_in(path) -> int:

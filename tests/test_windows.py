@@ -1,14 +1,18 @@
 """Submission windows: the schedule fires only on the day after a window closes; the completeness report."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_project.defs.windows import WINDOWS_TAG, submission_window_schedule
+from dagster_project.definitions import defs
+from dagster_project.defs.update import JOB, WINDOWS_TAG
+from dagster_project.defs.windows import submission_window_schedule
 from dagster_project.lib.completeness import latest_closed, summarize, windows_closed_before
-from dagster_project.lib.submissions import JAKARTA
+from dagster_project.lib.submissions import JAKARTA, submission_windows
+
+WINDOW_REPORT = dg.AssetKey("window_completeness_report")
 
 
 def run_on(day: str, hour: int = 6):
@@ -35,6 +39,7 @@ def test_schedule_skips_every_other_day(day):
 def test_schedule_runs_in_jakarta_time():
     schedule = submission_window_schedule
     assert schedule.execution_timezone == "Asia/Jakarta" and schedule.cron_schedule == "0 6 * * *"
+    assert schedule.job_name == JOB
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
@@ -61,12 +66,22 @@ def test_summary_counts_per_status_category_and_province():
     assert (report["missing"], report["late"], report["quarantined"]) == (["B"], ["C"], ["D"])
 
 
-def test_report_is_in_the_build_run_metadata(built_warehouse, published):
-    _, _, build = built_warehouse
-    (event,) = [e for e in build.get_asset_materialization_events()
-                if e.asset_key == dg.AssetKey("window_completeness_report")]
-    metadata = event.materialization.metadata
+def test_the_scheduled_run_reports_the_window_that_closed(built_warehouse, copy_of_built, published):
+    """The schedule's run on the day after the latest window closed: update_warehouse with the window in its
+    tag. Nothing arrived since the pipeline published (no build, no publish): the land_build_publish step
+    still reports the window, from the published warehouse. A run without the tag reports nothing."""
+    assert WINDOW_REPORT not in {e.asset_key for e in built_warehouse[1].get_asset_materialization_events()}
     window = latest_closed(datetime.now(JAKARTA).date())[0]
+    request = run_on((submission_windows()[window].closes + timedelta(days=1)).isoformat())
+    assert request.tags[WINDOWS_TAG] == f"{window[0]}/{window[1]}"
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = defs().resolve_job_def(JOB).execute_in_process(instance=instance, run_config=request.run_config,
+                                                            tags=request.tags)
+    assert run.success
+    assert not [e for e in run.get_asset_materialization_events() if e.asset_key == dg.AssetKey("published_warehouse")]
+    (event,) = [e for e in run.get_asset_materialization_events() if e.asset_key == WINDOW_REPORT]
+    metadata = event.materialization.metadata
+    assert metadata["windows"].value == request.tags[WINDOWS_TAG]
     key = f"{window[0]}_{window[1]}"
     statuses = metadata[f"{key}_by_status"].value
     expected = dict(published.execute(

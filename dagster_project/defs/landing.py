@@ -69,7 +69,7 @@ def land_event(context: dg.AssetExecutionContext, config, source: SourceConfig, 
         yield dg.MaterializeResult(asset_key=INGEST_LOG_KEY, metadata={
             "lines": len(landed.results), "path": dg.MetadataValue.path(str(paths.ingest_log))})
     if landed.refused:  # seen at once in the Runs list
-        context.instance.add_run_tags(context.run_id, {"quarantined": str(len(landed.refused)),
+        context.instance.add_run_tags(context.run.run_id, {"quarantined": str(len(landed.refused)),
                                                        "spbe/failed_check": "submissions_suite"
                                                        if any(r.dataset != "official_results" for r in landed.refused)
                                                        else "official_results_suite"})
@@ -91,7 +91,7 @@ def _releases(context, config, source: SourceConfig, paths: DataPaths, landed: L
     results = []
     for entry in wanted:
         try:
-            result = land_release(source, entry, paths, run_id=context.run_id)
+            result = land_release(source, entry, paths, run_id=context.run.run_id)
         except Exception as e:  # the source failed (network, checksum, size): nothing of it landed
             landed.not_landed.append(f"release {entry.year}: {e.__class__.__name__}: {e}")
             continue
@@ -123,14 +123,14 @@ def _submissions(context, config, paths: DataPaths, landed: Landed):
     if config.set_aside:
         odd = abandoned(look(paths.inbox), time.time())  # judged again now: only what still cannot be a submission
         moved = set_aside(paths.inbox, paths.quarantine, {n: odd[n] for n in config.set_aside if n in odd})
-        results += log_set_aside(paths, moved, context.run_id)
+        results += log_set_aside(paths, moved, context.run.run_id)
     batches = {"inbox": _claim_inbox(context, config, paths), "cli": _adopt(context, config, paths),
                "sample": _samples(config, paths)}
     for source, claims in batches.items():
         if not claims:
             continue
         try:
-            outcome = land_submissions(paths, claims, source, context.run_id)
+            outcome = land_submissions(paths, claims, source, context.run.run_id)
         except Exception as e:  # the batch could not be landed (disk, permissions): every file goes back
             kept = [_give_back(paths, c) for c in claims if c.path.exists()]
             raise dg.Failure(f"{len(claims)} file(s) could not be landed and were kept for a retry "

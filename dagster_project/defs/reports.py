@@ -77,7 +77,7 @@ def dbt_docs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         context.log.info("dbt docs are current (same code and reference tables): not regenerated")
     else:
         out = paths.state / "dbt_docs"
-        with build_lock(paths, context.run_id):  # dbt opens the build database to read its catalog
+        with build_lock(paths, context.run.run_id):  # dbt opens the build database to read its catalog
             outcome = run_dbt(["docs", "generate", "--static"], out)
         if not outcome.success:
             raise dg.Failure(f"dbt docs generate failed: {outcome.error}")

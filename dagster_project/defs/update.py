@@ -186,7 +186,7 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
         who = f"run {holder.run_id} (pid {holder.pid}, since {holder.since})" if holder else "another build"
         context.log.info(f"waiting for {who} to finish: this build then includes what both landed")
 
-    with build_lock(paths, context.run_id, on_wait=waiting):
+    with build_lock(paths, context.run.run_id, on_wait=waiting):
         fingerprint = code_fingerprint()
         plan = plan_build(paths, force=config.full_build, fingerprint=fingerprint)
         if plan.mode == "none":
@@ -217,7 +217,7 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
             if stray:
                 raise dg.Failure("not published: the build database reads files outside SPBE_DATA_DIR "
                                  f"({paths.root}): {'; '.join(stray[:5])}. Run `spbe build --force`.")
-            result = publish_marts(paths, context.run_id, [n.name for n in graph.marts], plan.position,
+            result = publish_marts(paths, context.run.run_id, [n.name for n in graph.marts], plan.position,
                                    fingerprint, keep_setting())
             tables = result.manifest["tables"]
             yield dg.MaterializeResult(asset_key=PUBLISHED_KEY, metadata={

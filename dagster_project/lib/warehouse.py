@@ -101,15 +101,18 @@ _READS = re.compile(r"\b(?:read_parquet|read_json(?:_auto)?|read_csv(?:_auto)?|p
 
 
 def absolute_source_paths(build_db: Path) -> list[str]:
-    """Every file path a view of the build database reads that is absolute: such a view reads one data
-    directory forever, whatever SPBE_DATA_DIR says now (dbt's sources are relative; see the profile)."""
+    """Every file path that a view of the dbt project in the build database reads by an absolute path: such a
+    view reads one data directory for ever, whatever SPBE_DATA_DIR says now (dbt's sources are relative; see
+    the profile). Relations the project no longer has are left out: nothing reads them."""
+    from dagster_project.lib.dbt_project import project_graph
+
     if not build_db.exists():
         return []
+    models = {(n.schema, n.name) for n in project_graph().of_type("model")}
     with duckdb.connect(str(build_db), read_only=True) as con:
-        views = con.execute("select schema_name || '.' || view_name, sql from duckdb_views() "
-                            "where not internal").fetchall()
-    return [f"{name} reads {path}" for name, sql in views for path in _READS.findall(sql or "")
-            if os.path.isabs(path)]
+        views = con.execute("select schema_name, view_name, sql from duckdb_views() where not internal").fetchall()
+    return [f"{schema}.{name} reads {path}" for schema, name, sql in views if (schema, name) in models
+            for path in _READS.findall(sql or "") if os.path.isabs(path)]
 
 
 @dataclass(frozen=True)

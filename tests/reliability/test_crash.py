@@ -1,8 +1,11 @@
 """Promise: a run killed with SIGKILL (an OOM kill, a pulled plug) during the dbt build or during publish
 leaves the published warehouse intact and queryable, loses no received file, and the next run completes.
 
-Each run is the real `spbe` command in its own process group, killed whole (dbt's process included) at
-the moment the phase is seen: a `dbt build` process in the group, or publish's partial file on disk.
+Each run is the real `spbe` command in its own process group, killed whole at the moment the phase is seen.
+dbt runs inside the `spbe` process (in a thread), so "during the dbt build" is: the process holds the build
+lock (warehouse/.build.lock names its run and pid), has the build database open for writing (only dbt opens
+it so; planning and publish read it), and no publish has begun. "During publish" is: publish's partial file
+is on disk.
 """
 
 import json
@@ -15,25 +18,38 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.archive import file_sha256, read_ingest_log
+from dagster_project.lib.archive import file_sha256
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.paths import DataPaths
 from tests.reliability.conftest import SPBE
 
 
-def _group_commands(pgid: int) -> list[str]:
-    """Command lines of the live processes in a process group."""
-    out = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+def _lock_holder(paths: DataPaths) -> dict | None:
+    """Who holds the build lock, as its holder wrote it (empty once released; left as it was by a kill)."""
+    try:
+        return json.loads((paths.warehouse / ".build.lock").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _open_for_writing(pid: int, path: Path) -> bool:
+    """Whether the process has ``path`` open for writing (its fd's access mode, from /proc)."""
+    target = str(path.resolve())
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
         try:
-            stat = (proc / "stat").read_text()
-            group = int(stat.rsplit(")", 1)[1].split()[2])
-            if group == pgid:
-                out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            if os.readlink(fd) != target:
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+            flags = int(info.split("flags:")[1].split()[0], 8)
         except (OSError, IndexError, ValueError):
-            continue  # the process ended while we looked
-    return out
+            continue  # closed while we looked
+        if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+            return True
+    return False
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -67,31 +83,50 @@ def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case)
     paths, env, received, new_sha = cli_case.paths, cli_case.env, cli_case.received, cli_case.sha256
     published_sha = file_sha256(paths.published_db)
     manifest = json.loads(paths.published_manifest.read_text())
+    partials = lambda: list(paths.published_db.parent.glob(f".{paths.published_db.name}.*.partial"))  # noqa: E731
+    assert _lock_holder(paths) is None  # released by the run that built the copied warehouse
 
-    # 1. Killed during `dbt build`, after the new file has landed.
+    # 1. Killed during the dbt build, after the new file has landed.
     run = _start(["ingest", str(received)], env)
-    _kill_when(run, lambda: any(" build" in c and "dbt" in c for c in _group_commands(run.pid)), "dbt build")
+
+    def in_dbt() -> bool:
+        holder = _lock_holder(paths)
+        return (holder is not None and holder["pid"] == run.pid and _open_for_writing(run.pid, paths.build_db)
+                and not partials())
+
+    _kill_when(run, in_dbt, "dbt build")
+    first_run = _lock_holder(paths)["run_id"]
+    assert not partials()  # killed before publish began
     _assert_intact(paths, published_sha, manifest)
-    landed = [line for line in read_ingest_log(paths.ingest_log) if line["sha256"] == new_sha]
+    landed = [line for line in read_lines(paths.ingest_log) if line["sha256"] == new_sha]
     assert [line["status"] for line in landed] == ["loaded"]
     assert (paths.archive / f"{new_sha}.json").read_bytes() == cli_case.content
 
     # 2. The next run is killed during publish, while its partial file is being written.
-    partials = lambda: list(paths.published_db.parent.glob(f".{paths.published_db.name}.*.partial"))  # noqa: E731
     run = _start(["build"], env)
     _kill_when(run, lambda: bool(partials()), "publish")
+    second_run = _lock_holder(paths)["run_id"]  # publish runs under the build lock
+    assert second_run != first_run
     _assert_intact(paths, published_sha, manifest)
 
     # 3. The run after that completes, publishes the new file's data, and clears what the kills left.
     done = subprocess.run([str(SPBE), "build"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "left unfinished by a process that died: marked failed" in done.stderr  # the killed run's slot is freed
+    # the killed run's slot is freed
+    assert f"run {second_run} was left unfinished by a process that died: marked failed" in done.stderr
     assert file_sha256(paths.published_db) != published_sha
     assert partials() == [] and not list(paths.inbox.rglob("*.json"))
+    assert _lock_holder(paths) is None
     with duckdb.connect(str(paths.published_db), read_only=True) as con:
         rows = con.execute("select count(*) from fct_submission_revisions where institution_id = '32.11' "
                            "and year = 2023 and stage = 'final' and is_current").fetchone()[0]
     assert rows == 1
+
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:  # both killed runs are marked failed
+        statuses = {r: instance.get_run_by_id(r).status for r in (first_run, second_run)}
+    assert statuses == {first_run: dg.DagsterRunStatus.FAILURE, second_run: dg.DagsterRunStatus.FAILURE}
 
 
 def test_the_sensor_fails_runs_of_dead_processes_and_frees_their_slot():

@@ -1,8 +1,10 @@
 """Promise: running the whole pipeline again on the same inputs changes no mart row, and neither does
 landing every archived file again.
 
-The one table that does change is fct_ingest_log: it is the audit trail, and a re-run is an arrival worth
-recording (as `duplicate`).
+A second run with nothing new lands nothing and builds nothing: the published file is not even replaced.
+Every archived file landed again is logged `duplicate` and changes no data, so no build follows either; a
+full rebuild that reads those lines then reproduces every data mart. The one table that does change is
+fct_ingest_log: it is the audit trail, and a re-sent file is an arrival worth recording (as `duplicate`).
 """
 
 import json
@@ -10,13 +12,13 @@ import shutil
 
 import dagster as dg
 
-from dagster_project.definitions import defs
-from dagster_project.defs.automation import BUILD_JOB
-from dagster_project.lib.archive import read_ingest_log
+from dagster_project.defs.update import PUBLISHED_KEY
+from dagster_project.lib.archive import file_sha256
 from dagster_project.lib.ingest import land_release
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.sources import SourceConfig, list_releases
 from dagster_project.paths import DataPaths
-from tests.conftest import land_files, run_pipeline
+from tests.conftest import land_files, run_pipeline, run_update
 
 AUDIT_TABLES = {"fct_ingest_log"}
 
@@ -27,23 +29,30 @@ def _changed_marts(paths: DataPaths, before: dict) -> dict:
     return {t: (before[t], after[t]) for t in before if before[t] != after[t] and t not in AUDIT_TABLES}
 
 
+def _published(result) -> bool:
+    return any(e.asset_key == PUBLISHED_KEY for e in result.get_asset_materialization_events())
+
+
 def test_a_second_full_run_and_every_archived_file_again_leave_every_mart_identical(
         built_warehouse, tmp_path, monkeypatch):
     paths = DataPaths(tmp_path / "data")
     shutil.copytree(built_warehouse[0].root, paths.root)
     monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
     before = json.loads(paths.published_manifest.read_text())["tables"]
+    manifest_before = paths.published_manifest.read_bytes()
+    published_before = file_sha256(paths.published_db)
     lake_before = sorted(p.name for p in paths.lake.rglob("*.parquet"))
-    log_before = read_ingest_log(paths.ingest_log)
+    log_before = read_lines(paths.ingest_log)
 
-    # 1. The whole pipeline again, from the same sources.
+    # 1. The whole pipeline again, from the same sources: nothing is new, so nothing lands, nothing is
+    # built and nothing is published (the published file and its manifest stay byte-identical).
     with dg.DagsterInstance.ephemeral() as instance:
-        ingest, build = run_pipeline(instance)
-    assert all(r.success for r in ingest) and build.success
-    assert _changed_marts(paths, before) == {}
+        again = run_pipeline(instance)
+    assert again.success and not _published(again)
+    assert paths.published_manifest.read_bytes() == manifest_before
+    assert file_sha256(paths.published_db) == published_before
     assert sorted(p.name for p in paths.lake.rglob("*.parquet")) == lake_before  # nothing landed twice
-    new_lines = read_ingest_log(paths.ingest_log)[len(log_before):]
-    assert {line["status"] for line in new_lines} == {"duplicate"} and len(new_lines) == 2 + 11
+    assert read_lines(paths.ingest_log) == log_before
 
     # 2. Every file in the archive landed again: releases through a folder source, submissions via the inbox.
     archived = {line["sha256"]: line for line in log_before if line["status"] == "loaded"}
@@ -55,15 +64,22 @@ def test_a_second_full_run_and_every_archived_file_again_leave_every_mart_identi
         shutil.copyfile(paths.archive / entry["url"], releases / entry["url"])
     (releases / "manifest.json").write_text(json.dumps({"releases": entries}))
     cfg = SourceConfig(kind="local", location=str(releases))
+    log_mark = len(log_before)
     statuses = [land_release(cfg, entry, paths).status for entry in list_releases(cfg)]
     submissions = [paths.archive / f"{sha}.json" for sha, line in archived.items()
                    if line["dataset"] != "official_results"]
-    log_mark = len(read_ingest_log(paths.ingest_log))
     with dg.DagsterInstance.ephemeral() as instance:
-        assert land_files(instance, submissions).success
-        assert defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
-    statuses += [line["status"] for line in read_ingest_log(paths.ingest_log)[log_mark:]]
+        landed = land_files(instance, submissions, build=True)
+        assert landed.success and not _published(landed)  # duplicates change no data: no build follows
+        assert file_sha256(paths.published_db) == published_before
+        # A full rebuild reads every line of the log, the duplicates included.
+        rebuilt = run_update(instance, full_build=True)
+    assert rebuilt.success and _published(rebuilt)
+    new_lines = read_lines(paths.ingest_log)[log_mark:]
+    statuses += [line["status"] for line in new_lines[len(statuses):]]
     assert len(entries) == 2 and len(submissions) == 11
     assert statuses == ["duplicate"] * (2 + 11)
+    assert not any(line["changes_data"] for line in new_lines)
     assert sorted(p.name for p in paths.lake.rglob("*.parquet")) == lake_before
+    assert json.loads(paths.published_manifest.read_text())["run_id"] == rebuilt.run_id
     assert _changed_marts(paths, before) == {}

@@ -2,7 +2,8 @@
 path-like strings in file names and fields reach the marts byte for byte, and nothing runs or moves.
 
 A submission's free-text fields and its inbox file name carry the hostile strings; a second file carries
-one as its institution code. Both go through the real inbox job, dbt build and publish.
+one as its institution code. Both go through the real update_warehouse job (inbox landing, dbt build and
+publish, in one run as the inbox sensor starts it).
 """
 
 import json
@@ -10,9 +11,7 @@ import json
 import dagster as dg
 import duckdb
 
-from dagster_project.definitions import defs
-from dagster_project.defs.automation import BUILD_JOB
-from dagster_project.lib.archive import read_ingest_log
+from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.samples import generate
 from tests.conftest import land_files
 
@@ -50,10 +49,11 @@ def test_hostile_text_reaches_the_marts_unchanged(copy_of_built, tmp_path):
     outside_before = {p for p in tmp_path.parent.rglob("*") if paths.root not in p.parents}
 
     with dg.DagsterInstance.ephemeral() as instance:
-        assert land_files(instance, [good, bad]).success
-        assert defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance).success
+        result = land_files(instance, [good, bad], build=True)
+    assert result.success
+    assert json.loads(paths.published_manifest.read_text())["run_id"] == result.run_id  # built and published
 
-    log = {line["original_name"]: line for line in read_ingest_log(paths.ingest_log)}
+    log = {line["original_name"]: line for line in read_lines(paths.ingest_log)}
     assert log[HOSTILE_NAME]["status"] == "loaded"
     assert log["kode_jahat.json"]["status"] == "quarantined"
     with duckdb.connect(str(paths.published_db), read_only=True) as con:

@@ -2,20 +2,21 @@
 while a real rebuild (dbt build and publish, through Dagster) and then rapid publishes replace it; every
 query succeeds and every answer comes from one version."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from dagster_project.definitions import defs
-from dagster_project.defs.automation import BUILD_JOB
 from dagster_project.lib.publish import publish_marts
 from dagster_project.paths import DataPaths
+from tests.conftest import run_update
 
 MIN_QUERIES = 300
 
@@ -40,30 +41,48 @@ READER = textwrap.dedent("""
 """)
 
 
+@dataclasses.dataclass(frozen=True)
+class _OtherBuildDb(DataPaths):
+    """The same data directory, with its build database elsewhere."""
+
+    build_folder: Path = Path()
+
+    @property
+    def build_db(self) -> Path:
+        return self.build_folder / "build.duckdb"
+
+
+def _with_build_db(paths: DataPaths, folder: Path) -> DataPaths:
+    return _OtherBuildDb(**{f.name: getattr(paths, f.name) for f in dataclasses.fields(paths)}, build_folder=folder)
+
+
 def test_readers_see_whole_versions_while_rebuilds_and_publishes_run(built_warehouse, tmp_path, monkeypatch):
     paths = DataPaths(tmp_path / "data")
     shutil.copytree(built_warehouse[0].root, paths.root)
     monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
-    marts = json.loads(paths.published_manifest.read_text())["tables"]
-    # Two alternating builds with different content, so that a mixed answer would show.
-    smaller = tmp_path / "smaller.duckdb"
-    shutil.copyfile(paths.build_db, smaller)
-    with duckdb.connect(str(smaller)) as con:
+    manifest = json.loads(paths.published_manifest.read_text())
+    marts = manifest["tables"]
+    # Two alternating builds with different content, so that a mixed answer would show. The smaller one is
+    # the same data directory seen with another build database (publish_marts reads paths.build_db).
+    smaller_dir = tmp_path / "smaller"
+    smaller_dir.mkdir()
+    shutil.copyfile(paths.build_db, smaller_dir / paths.build_db.name)
+    with duckdb.connect(str(smaller_dir / paths.build_db.name)) as con:
         con.execute("delete from main.fct_index where year = 2023")
+    smaller = _with_build_db(paths, smaller_dir)
     stop = tmp_path / "stop"
 
     reader = subprocess.Popen([sys.executable, "-c", READER, str(paths.published_db), str(stop), str(MIN_QUERIES)],
                               stdout=subprocess.PIPE, text=True)
     try:
         with dg.DagsterInstance.ephemeral() as instance:  # a full rebuild: dbt writes build.duckdb, then publish
-            rebuild = defs().resolve_job_def(BUILD_JOB).execute_in_process(instance=instance)
+            rebuild = run_update(instance, full_build=True)
         assert rebuild.success
         time.sleep(1.0)  # the rebuild's version stays up a moment, so the readers meet it
         publishes = 0
         while publishes < 3 or reader.poll() is None:
-            build = smaller if publishes % 2 else paths.build_db
-            publish_marts(build, paths.published_db, paths.published_manifest, f"run-{publishes}", sorted(marts),
-                          {}, "")
+            publish_marts(smaller if publishes % 2 else paths, f"run-{publishes}", sorted(marts),
+                          manifest["log_position"], manifest["build_fingerprint"])
             publishes += 1
             if publishes >= 3:
                 stop.touch()
