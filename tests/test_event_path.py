@@ -17,7 +17,6 @@ import time
 
 import dagster as dg
 import duckdb
-import pytest
 
 from dagster_project.defs.sensors import inbox_sensor, reference_sensor, release_source_sensor
 from dagster_project.defs.update import STEP
@@ -321,9 +320,9 @@ def test_starting_the_ui_after_a_build_launches_no_run(built_warehouse, monkeypa
     monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
     source = ReleaseSourceResource.from_config(source_config_from_env())
     with dg.instance_for_test() as instance:
-        assert not tick(instance).run_requests
-        assert not tick(instance, release_source_sensor, release_source=source).run_requests
-        assert not tick(instance, reference_sensor).run_requests
+        for result in (tick(instance), tick(instance, release_source_sensor, release_source=source),
+                       tick(instance, reference_sensor)):
+            assert isinstance(result, dg.SkipReason) or not result.run_requests
     assert plan_build(paths).mode == "none"
 
 

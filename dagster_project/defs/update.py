@@ -198,16 +198,15 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
                 ["build", "--select", *partial_selection(plan.datasets, plan.arrivals_only)]
         context.log.info(f"build: {plan.mode} - {plan.reason} (log position {plan.position})")
         if args is not None:
-            # Each model's materialization and each test's evaluation is recorded while dbt goes on (the models
-            # are not this step's outputs); failing rows are read once dbt has let go of the build database.
+            # Each model's materialization and each test's evaluation is recorded while dbt goes on (yielded:
+            # the models are not this step's outputs); failing rows are read once dbt has let go of the database.
             stream = stream_dbt(args, paths.state / "dbt_target", {"log_position": plan.position})
             failed_tests = []
             started = time.monotonic()
-            outcome = _record(context, graph, stream, paths, failed_tests)
+            outcome = yield from _record(graph, stream, paths, failed_tests)
             context.log.info(f"dbt {' '.join(args)}: {len(outcome.results)} nodes in "
                              f"{time.monotonic() - started:.1f} s")
-            for event in dbt_events(graph, failed_tests, paths):
-                context.log_event(event)
+            yield from dbt_events(graph, failed_tests, paths)
             if not outcome.success:
                 failed = [r for r in outcome.results if r.status in ("error", "fail", "runtime error")]
                 raise dg.Failure(_dbt_failure_summary(graph, failed, outcome.error),
@@ -236,18 +235,17 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
         yield _window_report(paths, windows)
 
 
-def _record(context, graph: Graph, stream, paths: DataPaths, failed_tests: list[NodeResult]):
-    """Log the dbt events of ``stream`` as nodes finish, keeping failed tests aside; returns the outcome."""
+def _record(graph: Graph, stream, paths: DataPaths, failed_tests: list[NodeResult]):
+    """Yield the dbt events of ``stream`` as nodes finish, keeping failed tests aside; returns the outcome."""
     while True:
         try:
             result = next(stream)
         except StopIteration as done:
             return done.value
-        if result.unique_id.startswith("test.") and result.status != "pass":
+        if result.unique_id.startswith("test.") and result.status not in ("pass", "skipped"):
             failed_tests.append(result)
             continue
-        for event in dbt_events(graph, [result], paths):
-            context.log_event(event)
+        yield from dbt_events(graph, [result], paths)
 
 
 def _dbt_failure_summary(graph: Graph, failed: list[NodeResult], error: str | None) -> str:

@@ -30,7 +30,7 @@ def dbt_events(graph: Graph, results: list[NodeResult], paths: DataPaths, select
             if selected is None or asset_key(node) in selected:
                 yield dg.AssetMaterialization(asset_key(node), metadata={
                     "execution_time_s": round(r.execution_time, 3), "dbt/unique_id": node.unique_id})
-        elif node.resource_type == "test":
+        elif node.resource_type == "test" and r.status != "skipped":  # skipped: an upstream failed, not judged
             target = graph.nodes.get(node.attached_to or "")
             if target is None or target.resource_type not in ("model", "seed"):
                 continue
@@ -39,7 +39,7 @@ def dbt_events(graph: Graph, results: list[NodeResult], paths: DataPaths, select
             passed = r.status == "pass"
             metadata = {"status": r.status, "failures": r.failures or 0, "message": r.message[:500]}
             if not passed and r.relation:
-                rows, note = failing_rows(paths.build_db, r.relation, FAILING_ROWS_SHOWN)
+                rows, note = failing_rows(paths, r.relation, FAILING_ROWS_SHOWN)
                 metadata |= {"failing_rows": dg.MetadataValue.json(rows), "failing_rows_relation": note or r.relation}
             yield dg.AssetCheckEvaluation(
                 asset_key=asset_key(target), check_name=check_name(node), passed=passed,
