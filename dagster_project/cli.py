@@ -386,11 +386,16 @@ def doctor(_: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
+    if args.latency:  # through a real daemon, on a data dir of its own: no environment of ours to prepare
+        from dagster_project.bench.latency import format_latency, run_latency
+
+        print(format_latency(run_latency(data_paths().root / "bench", drops=args.drops, burst=args.burst)))
+        return 0
     paths = _prepare_environment()
     from dagster_project.bench import format_summary, run_bench
-    from dagster_project.defs.warehouse import refresh_dbt_manifest
+    from dagster_project.lib.dbt_project import ensure_manifest
 
-    refresh_dbt_manifest()
+    ensure_manifest()
     with _run_log(paths, f"bench_{args.tier}"):
         result = run_bench(args.tier, args.repeat, paths.root / "bench")
     print(format_summary(result))
@@ -432,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("bench", help="time the pipeline on synthetic tiers next to a plain DuckDB script")
     k.add_argument("--tier", choices=list(TIERS), default="tiny")
     k.add_argument("--repeat", type=int, default=3)
+    k.add_argument("--latency", action="store_true", help="drop-to-published latency through a real daemon "
+                   "(spbe ui on a free port), one file at a time, a burst, and spbe ingest")
+    k.add_argument("--drops", type=int, default=10, help="--latency: files dropped one at a time")
+    k.add_argument("--burst", type=int, default=100, help="--latency: files dropped at once")
     k.set_defaults(fn=bench)
     u = sub.add_parser("ui", help="the Dagster UI, daemon and warm worker on localhost")
     u.add_argument("--host", default="127.0.0.1")
