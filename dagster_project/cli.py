@@ -74,6 +74,8 @@ def _run(paths: DataPaths, config: dict, what: str, assets: list[str] | None = N
     from dagster_project.lib.dbt_project import ensure_manifest
     from dagster_project.runs import run_update
 
+    print("no warm worker serves this data directory: this command imports Dagster, dbt and Great Expectations "
+          "itself (about 20 s more; `spbe ui` or `spbe worker` keeps them warm)", file=sys.stderr)
     with _run_log(paths, what):
         ensure_manifest()
         return run_update(config, assets=assets)

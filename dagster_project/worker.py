@@ -136,7 +136,7 @@ def _warm_up() -> None:
     from dagster_project.lib import ingest, quality, submissions  # noqa: F401
     from dagster_project.lib.dbt_project import parsed_manifest
 
-    parsed_manifest()
+    parsed_manifest(static_parser=False)  # native threads would not survive the fork (see parsed_manifest)
     defs()
 
 
@@ -192,6 +192,9 @@ def serve() -> None:
     _warm_up()
     path = socket_path()
     path.parent.mkdir(mode=0o700, exist_ok=True)
+    folder = path.parent.stat()
+    if folder.st_uid != os.getuid() or folder.st_mode & 0o077:  # another user's folder: never serve from it
+        raise SystemExit(f"{path.parent} must belong to this user and be private (mode 700)")
     path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))

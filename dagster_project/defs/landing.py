@@ -216,6 +216,8 @@ def _adopt(context, config, paths: DataPaths) -> list[Claim]:
 def _samples(config, paths: DataPaths) -> list[Claim]:
     """The bundled demo submissions: into a warehouse that never had a submission (or when asked), never again
     over later data."""
+    if config.samples not in ("none", "if_empty", "always"):
+        raise dg.Failure(f"samples={config.samples!r}: expected none, if_empty or always")
     if config.samples == "none":
         return []
     if config.samples == "if_empty" and any(line["dataset"] == SUBMISSIONS.name

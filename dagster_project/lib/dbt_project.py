@@ -137,7 +137,12 @@ def manifest_is_current(manifest: Path = MANIFEST_PATH) -> bool:
 
 
 _parsed: Any = None  # the dbt Manifest object of the last parse in this process (a warm worker's children share it)
-_parsed_at: float = 0.0
+_parsed_stamp: tuple | None = None  # the project files it was parsed from (see _project_stamp)
+
+
+def _project_stamp() -> tuple:
+    files = [p for p in _project_files() if p.is_file()]
+    return len(files), max((p.stat().st_mtime_ns for p in files), default=0)
 
 
 def ensure_manifest() -> None:
@@ -148,21 +153,25 @@ def ensure_manifest() -> None:
     parsed_manifest()
 
 
-def parsed_manifest() -> Any:
-    """dbt's Manifest object for this process, parsed (partially, from dbt/target) when the files changed."""
-    global _parsed, _parsed_at
-    if _parsed is not None and manifest_is_current() and MANIFEST_PATH.stat().st_mtime <= _parsed_at:
+def parsed_manifest(static_parser: bool = True) -> Any:
+    """dbt's Manifest object for this process, parsed (partially, from dbt/target) when the project's files
+    changed since this process last parsed them. A parse by another process does not count: a warm worker's
+    children keep the worker's manifest and never parse (dbt's static parser is native code whose threads
+    do not survive a fork; the worker parses without it, and restarts when a dbt file changes)."""
+    global _parsed, _parsed_stamp
+    stamp = _project_stamp()
+    if _parsed is not None and stamp == _parsed_stamp:
         return _parsed
     from dbt.cli.main import dbtRunner
 
     MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
     with open(MANIFEST_PATH.parent / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = dbtRunner().invoke(["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
-                                     "--profiles-dir", str(DBT_PROJECT_DIR)])
+        args = ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+        result = dbtRunner().invoke(args if static_parser else [*args, "--no-static-parser"])
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
-        _parsed, _parsed_at = result.result, MANIFEST_PATH.stat().st_mtime
+        _parsed, _parsed_stamp = result.result, stamp
     project_graph.cache_clear()
     return _parsed
 
