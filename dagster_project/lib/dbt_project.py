@@ -92,8 +92,10 @@ def _node(raw: dict[str, Any]) -> Node:
 
 
 def read_graph(manifest_path: Path = MANIFEST_PATH) -> Graph:
-    """The project's nodes and edges, from the manifest JSON (no dbt import)."""
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    """The project's nodes and edges, from the manifest JSON (no dbt import). dbt rewrites the file in place
+    when it parses: the read waits for a parse under way (the parse lock, shared)."""
+    with _parse_lock(manifest_path.parent, fcntl.LOCK_SH):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     raw_nodes = {**manifest["nodes"], **manifest["sources"]}
     nodes = {uid: _node(raw) for uid, raw in raw_nodes.items()
              if raw["resource_type"] in ("model", "seed", "test", "source")}
@@ -145,6 +147,15 @@ def _project_stamp() -> tuple:
     return len(files), max((p.stat().st_mtime_ns for p in files), default=0)
 
 
+@contextlib.contextmanager
+def _parse_lock(target: Path, mode: int):
+    """dbt/target/.parse.lock: a parse holds it exclusively, readers of the manifest shared."""
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".parse.lock", "a") as lock:
+        fcntl.flock(lock, mode)
+        yield
+
+
 def ensure_manifest() -> None:
     """dbt parse when a dbt file changed since the last one. Parsing processes share dbt/target: one parses
     while the others wait on a lock, then find it current."""
@@ -164,9 +175,7 @@ def parsed_manifest(static_parser: bool = True) -> Any:
         return _parsed
     from dbt.cli.main import dbtRunner
 
-    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
-    with open(MANIFEST_PATH.parent / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _parse_lock(MANIFEST_PATH.parent, fcntl.LOCK_EX):
         args = ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
         result = dbtRunner().invoke(args if static_parser else [*args, "--no-static-parser"])
         if not result.success:

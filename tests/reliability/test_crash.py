@@ -1,5 +1,6 @@
 """Promise: a run killed with SIGKILL (an OOM kill, a pulled plug) during the dbt build or during publish
-leaves the published warehouse intact and queryable, loses no received file, and the next run completes.
+leaves the published warehouse intact and queryable, loses no received file, leaves no build lock behind,
+and the next run completes; the killed runs are marked failed.
 
 Each run is the real `spbe` command in its own process group, killed whole at the moment the phase is seen.
 dbt runs inside the `spbe` process (in a thread), so "during the dbt build" is: the process holds the build
@@ -20,6 +21,7 @@ import duckdb
 
 from dagster_project.lib.archive import file_sha256
 from dagster_project.lib.ingest_log import read_lines
+from dagster_project.lib.warehouse import build_lock
 from dagster_project.paths import DataPaths
 from tests.reliability.conftest import SPBE
 
@@ -97,6 +99,8 @@ def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case)
     _kill_when(run, in_dbt, "dbt build")
     first_run = _lock_holder(paths)["run_id"]
     assert not partials()  # killed before publish began
+    with build_lock(paths, "probe", timeout=5):  # the build lock died with its holder: nobody waits on it
+        pass
     _assert_intact(paths, published_sha, manifest)
     landed = [line for line in read_lines(paths.ingest_log) if line["sha256"] == new_sha]
     assert [line["status"] for line in landed] == ["loaded"]
@@ -107,6 +111,8 @@ def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case)
     _kill_when(run, lambda: bool(partials()), "publish")
     second_run = _lock_holder(paths)["run_id"]  # publish runs under the build lock
     assert second_run != first_run
+    with build_lock(paths, "probe", timeout=5):
+        pass
     _assert_intact(paths, published_sha, manifest)
 
     # 3. The run after that completes, publishes the new file's data, and clears what the kills left.
