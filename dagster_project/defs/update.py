@@ -248,10 +248,18 @@ def _record(graph: Graph, stream, paths: DataPaths, failed_tests: list[NodeResul
         yield from dbt_events(graph, [result], paths)
 
 
+def _root_cause(message: str) -> str:
+    """One line of a dbt message: a Python traceback's last line (the error itself), else the message."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if "Traceback (most recent call last)" in message and lines:
+        return lines[-1][:300]
+    return " ".join(message.split())[:300]
+
+
 def _dbt_failure_summary(graph: Graph, failed: list[NodeResult], error: str | None) -> str:
     lines = [f"{graph.nodes[r.unique_id].resource_type if r.unique_id in graph.nodes else 'node'} "
              f"{r.unique_id.split('.')[-2] if r.unique_id.startswith('test.') else r.unique_id.split('.')[-1]}: "
-             f"{r.status} - {' '.join(r.message.split())[:300]}" for r in failed]
+             f"{r.status} - {_root_cause(r.message)}" for r in failed]
     if not lines:
         lines = [error or "dbt exited with an error"]
     return f"dbt build failed ({len(lines)} node(s)); the published warehouse is unchanged:\n" + "\n".join(lines[:20])

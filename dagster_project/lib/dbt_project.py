@@ -176,7 +176,8 @@ def parsed_manifest(static_parser: bool = True) -> Any:
     from dbt.cli.main import dbtRunner
 
     with _parse_lock(MANIFEST_PATH.parent, fcntl.LOCK_EX):
-        args = ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+        args = ["parse", "--quiet", "--log-level-file", "none", "--project-dir", str(DBT_PROJECT_DIR),
+                "--profiles-dir", str(DBT_PROJECT_DIR)]
         result = dbtRunner().invoke(args if static_parser else [*args, "--no-static-parser"])
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
@@ -206,8 +207,9 @@ class DbtOutcome:
 
 # A build in the event path writes no JSON artifacts (the results come back as objects) and no log: 5.4 s ->
 # 4.4 s for a submission's 57 nodes (docs/performance.md). (--no-populate-cache saved 0.6 s more, but a full
-# build then failed with "Cache inconsistency detected: in rename".)
-BUILD_FLAGS = ("--no-write-json", "--log-level", "none", "--log-level-file", "none", "--no-version-check")
+# build then failed with "Cache inconsistency detected: in rename".) No dbt command writes dbt's log file:
+# it would go to the repository's dbt/logs, outside the data directory; results and errors come back here.
+BUILD_FLAGS = ("--no-write-json", "--log-level", "none", "--no-version-check")
 
 
 def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] | None = None,
@@ -218,8 +220,8 @@ def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] 
     from dbt.cli.main import dbtRunner
 
     manifest = parsed_manifest()
-    args = [*command, "--quiet", "--no-use-colors", "--project-dir", str(DBT_PROJECT_DIR),
-            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path)]
+    args = [*command, "--quiet", "--no-use-colors", "--log-level-file", "none", "--project-dir",
+            str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path)]
     if quiet_build and command[0] == "build":
         args += BUILD_FLAGS
     if variables:
