@@ -331,29 +331,35 @@ def test_starting_the_ui_after_a_build_launches_no_run(built_warehouse, monkeypa
 def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbox(built_warehouse, tmp_path,
                                                                                   monkeypatch):
     """Issue "a data directory that can move": the views of the build database read the data directory
-    through a relative path, so a copied or moved directory reads its own files (a partial rebuild, through
-    the sensor's own run request, as the daemon runs it)."""
+    through a relative path, so a copied or moved directory reads its own files. The copy gets a file
+    through the sensor's own run request (as the daemon runs it, a partial rebuild); the same directory,
+    then moved with `mv`, gets one through `spbe ingest`."""
     copied = DataPaths(tmp_path / "copied")
     shutil.copytree(built_warehouse[0].root, copied.root, symlinks=True)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(copied.root))
+    (copied.inbox / "luwu_4.json").write_bytes(submission("73.17", level=4))
+    with dg.DagsterInstance.ephemeral() as instance:
+        (request,) = tick(instance).run_requests
+        result = run_requested(instance, request)
+        assert result.success
+        built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"fct_ingest_log", "fct_index", "published_warehouse"} <= built and "fct_rankings" not in built
+    assert published_rows(copied, "select status, is_current from fct_ingest_log where original_name = "
+                                  "'luwu_4.json'") == [("loaded", True)]
+
     moved = DataPaths(tmp_path / "elsewhere" / "data")
-    for paths, level in ((copied, 4), (moved, 5)):
-        if paths is moved:
-            moved.root.parent.mkdir()
-            shutil.move(copied.root, moved.root)  # as `mv`, after the copy was used
-        monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
-        name = f"luwu_{level}.json"
-        (paths.inbox / name).write_bytes(submission("73.17", level=level))
-        with dg.DagsterInstance.ephemeral() as instance:
-            (request,) = tick(instance).run_requests
-            result = run_requested(instance, request)
-            assert result.success
-            built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-        assert {"fct_ingest_log", "fct_index", "published_warehouse"} <= built and "fct_rankings" not in built
-        assert published_rows(paths, "select status, is_current from fct_ingest_log where original_name = ?",
-                              [name]) == [("loaded", True)]
-        assert published_rows(paths, "select index_value from fct_index where source = 'computed' and "
-                                     "institution_id = '73.17' and stage = 'final'") == [(float(level),)]
-        assert read_manifest(paths.published_manifest)["data_dir"] == str(paths.root)
+    moved.root.parent.mkdir()
+    shutil.move(copied.root, moved.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(moved.root))
+    source = tmp_path / "luwu_5.json"
+    source.write_bytes(submission("73.17", level=5))
+    done = subprocess.run([SPBE, "ingest", str(source)], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert published_rows(moved, "select original_name, is_current from fct_ingest_log where original_name like "
+                                 "'luwu_%' order by seq") == [("luwu_4.json", False), ("luwu_5.json", True)]
+    assert published_rows(moved, "select index_value from fct_index where source = 'computed' and "
+                                 "institution_id = '73.17' and stage = 'final'") == [(5.0,)]
+    assert read_manifest(moved.published_manifest)["data_dir"] == str(moved.root)
     doctor = subprocess.run([SPBE, "doctor"], capture_output=True, text=True, env=os.environ.copy())
     assert doctor.returncode == 0 and "all agree" in doctor.stdout, doctor.stdout
 

@@ -84,11 +84,14 @@ def _stats(values: list[float]) -> dict[str, float]:
             "min": round(ordered[0], 2), "max": round(ordered[-1], 2)}
 
 
-def _runs(home: Path) -> int:
+def _runs(home: Path) -> list[dict[str, Any]]:
+    """Every run of the instance: what triggered it, when it was requested, when it started and ended."""
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    code = "import dagster as dg; i = dg.DagsterInstance.get(); print(len(i.get_run_records()))"
-    return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              check=True).stdout)
+    code = ("import json, dagster as dg; i = dg.DagsterInstance.get(); print(json.dumps([{'trigger': "
+            "r.dagster_run.tags.get('spbe/trigger'), 'created': r.create_timestamp.timestamp(), 'started': "
+            "r.start_time, 'ended': r.end_time} for r in i.get_run_records()]))")
+    return json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout)
 
 
 def run_latency(out_dir: Path, drops: int = 10, burst: int = 100, ingests: int = 10,
@@ -103,7 +106,7 @@ def run_latency(out_dir: Path, drops: int = 10, burst: int = 100, ingests: int =
     started = time.monotonic()
     subprocess.run([spbe, "build"], env=env, check=True, capture_output=True)
     build_seconds = time.monotonic() - started
-    runs_before = _runs(work / "dagster_home")
+    runs_before = len(_runs(work / "dagster_home"))
     port = _free_port()
     started = time.monotonic()
     ui = subprocess.Popen([spbe, "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
@@ -124,7 +127,7 @@ def run_latency(out_dir: Path, drops: int = 10, burst: int = 100, ingests: int =
             time.sleep(0.5)
         worker_seconds = time.monotonic() - started
         time.sleep(15)  # a few sensor ticks: nothing is new, so nothing may start
-        runs_at_rest = _runs(work / "dagster_home") - runs_before
+        runs_at_rest = len(_runs(work / "dagster_home")) - runs_before
 
         one_at_a_time = []
         for name, content in _files(drops, 0):
@@ -141,6 +144,8 @@ def run_latency(out_dir: Path, drops: int = 10, burst: int = 100, ingests: int =
             begun = time.monotonic()
             subprocess.run([spbe, "ingest", str(source)], env=env, check=True, capture_output=True)
             ingest_seconds.append(time.monotonic() - begun)
+        runs = [r for r in _runs(work / "dagster_home") if r["trigger"] == "inbox" and r["started"]]
+        start_delays = [r["started"] - r["created"] for r in runs]
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
@@ -153,6 +158,7 @@ def run_latency(out_dir: Path, drops: int = 10, burst: int = 100, ingests: int =
         "ui_answers_s": round(ui_seconds, 1),
         "worker_warm_s": round(worker_seconds, 1),
         "runs_started_at_rest": runs_at_rest,
+        "run_requested_to_started_s": _stats(start_delays),
         "drop_to_published_s": _stats(one_at_a_time),
         "drop_to_published_each_s": [round(v, 2) for v in one_at_a_time],
         "burst": {"files": burst, "all_published_s": round(burst_seconds, 1)},
@@ -169,6 +175,7 @@ def format_latency(r: dict[str, Any]) -> str:
     return "\n".join([
         f"spbe ui answered in {r['ui_answers_s']} s (warm worker ready in {r['worker_warm_s']} s); "
         f"runs started with nothing new: {r['runs_started_at_rest']}",
+        f"a requested run starts after: median {r['run_requested_to_started_s']['median']} s",
         f"drop -> published, one file at a time (n={d['n']}): median {d['median']} s, p95 {d['p95']} s "
         f"(min {d['min']}, max {d['max']})",
         f"burst of {r['burst']['files']} files -> all published: {r['burst']['all_published_s']} s",

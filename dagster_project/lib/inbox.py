@@ -72,9 +72,11 @@ class Claim:
     original_name: str  # as sent: only ever shown, never a path
 
 
-def inbox_path(inbox: Path, name: str, resolved_inbox: Path | None = None) -> Path:
-    """The path of an inbox entry by its bare name; anything that could leave the inbox is refused."""
-    if not name or name in (".", "..", PROCESSING) or "/" in name or "\x00" in name:
+def inbox_path(inbox: Path, name: str, resolved_inbox: Path | None = None, hidden: bool = False) -> Path:
+    """The path of an inbox entry by its bare name; anything that could leave the inbox is refused, and so is
+    a hidden name unless ``hidden`` (only setting aside abandoned temporary files touches those)."""
+    if not name or name in (".", "..", PROCESSING) or "/" in name or "\x00" in name or \
+            (name.startswith(".") and not hidden):
         raise ValueError(f"{name!r} is not a plain file name in the inbox")
     path = inbox / name
     if path.absolute().parent.resolve() != (resolved_inbox or inbox.resolve()):
@@ -256,7 +258,7 @@ def set_aside(inbox: Path, quarantine: Path, names: dict[str, str]) -> list[tupl
     out = []
     for name, reason in sorted(names.items()):
         try:
-            source = inbox_path(inbox, name, resolved)
+            source = inbox_path(inbox, name, resolved, hidden=True)
             target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
             (target.parent / f"{target.name}.name").write_bytes(name.encode("utf-8", "surrogateescape"))
             os.rename(source, target)
