@@ -145,16 +145,19 @@ def build_update_asset() -> dg.AssetsDefinition:
         from dagster_project.defs import landing
 
         paths = data_paths().ensure()
-        landed = yield from landing.land_event(context, config, release_source.config(), paths)
+        yield from landing.land_event(context, config, release_source.config(), paths)
         if config.build:
-            yield from _reference_gate(context, paths)
-            yield from _build_and_publish(context, config, paths, graph, landed)
+            yield from _reference_gate(paths)
+            yield from _build_and_publish(context, config, paths, graph)
 
     return land_build_publish
 
 
-def _reference_gate(context: dg.AssetExecutionContext, paths: DataPaths):
+def _reference_gate(paths: DataPaths):
+    """The reference tables' checks, judged again only when the tables, their suites or the rules changed; a
+    failed one stops the build."""
     from dagster_project.lib.reference import validate_reference
+    from dagster_project.lib.reference_files import STRUCTURE_CHECK
 
     outcomes, judged_now = validate_reference(paths.state)
     broken = [o for o in outcomes if not o.passed]
@@ -163,18 +166,17 @@ def _reference_gate(context: dg.AssetExecutionContext, paths: DataPaths):
             yield dg.MaterializeResult(asset_key=REFERENCE_KEY, metadata={
                 "path": dg.MetadataValue.path(str(BUNDLED_DATA_DIR / "reference")), "checks": len(outcomes)})
         for o in outcomes:
+            metadata = ({"failing_rows": dg.MetadataValue.json(o.failed)} if o.name == STRUCTURE_CHECK
+                        else failures_metadata(o.failed))
             yield dg.AssetCheckResult(asset_key=REFERENCE_KEY, check_name=o.name, passed=o.passed,
-                                      description=o.description[:2000],
-                                      metadata=failures_metadata(o.failed) if o.name.startswith("reference_")
-                                      and o.name != "reference_structure" else
-                                      {"failing_rows": dg.MetadataValue.json(o.failed)})
+                                      description=o.description[:2000], metadata=metadata)
     if broken:
         raise dg.Failure(f"reference tables fail {', '.join(o.name for o in broken)}: nothing rebuilt, the "
                          "published warehouse is unchanged", metadata={"failed": [o.name for o in broken]})
 
 
-def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, paths: DataPaths, graph: Graph,
-                       landed):
+def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, paths: DataPaths, graph: Graph):
+    """Holding the build lock: plan, run dbt (yielding what it built and tested), publish."""
     from dagster_project.lib.publish import publish_marts
     from dagster_project.lib.snapshots import keep_setting, list_snapshots
     from dagster_project.lib.warehouse import absolute_source_paths, build_lock, code_fingerprint, plan_build
@@ -189,15 +191,13 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
     with build_lock(paths, context.run.run_id, on_wait=waiting):
         fingerprint = code_fingerprint()
         plan = plan_build(paths, force=config.full_build, fingerprint=fingerprint)
+        context.log.info(f"build: {plan.mode} - {plan.reason} (log position {plan.position})")
         if plan.mode == "none":
-            args = None
-            context.log_event(dg.AssetObservation(PUBLISHED_KEY, metadata={
-                "status": "already current", "log_position": plan.position, "reason": plan.reason}))
+            yield dg.AssetObservation(PUBLISHED_KEY, metadata={
+                "status": "already current", "log_position": plan.position, "reason": plan.reason})
         else:
             args = ["build"] if plan.mode == "full" else \
                 ["build", "--select", *partial_selection(plan.datasets, plan.arrivals_only)]
-        context.log.info(f"build: {plan.mode} - {plan.reason} (log position {plan.position})")
-        if args is not None:
             # Each model's materialization and each test's evaluation is recorded while dbt goes on (yielded:
             # the models are not this step's outputs); failing rows are read once dbt has let go of the database.
             stream = stream_dbt(args, paths.state / "dbt_target", {"log_position": plan.position})
@@ -211,7 +211,6 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
                 failed = [r for r in outcome.results if r.status in ("error", "fail", "runtime error")]
                 raise dg.Failure(_dbt_failure_summary(graph, failed, outcome.error),
                                  metadata={"build": plan.mode, "log_position": plan.position})
-        if args is not None:
             stray = absolute_source_paths(paths.build_db)
             if stray:
                 raise dg.Failure("not published: the build database reads files outside SPBE_DATA_DIR "
