@@ -394,8 +394,9 @@ def normalize_submissions(tables: list[dict[str, list[str]]], registry: Registry
     present = df[df["indicator_known"]].groupby(FILE_INDEX)["indicator"].nunique().reindex(required.index, fill_value=0)
     coverage = (present / required.where(required > 0)).round(4).fillna(0.0)
     df["coverage"] = df[FILE_INDEX].map(coverage).astype(float)
-    arrival = pd.Timestamp(received_at).tz_convert("UTC")
-    local_day = _by_value(df["submitted_at"].fillna(arrival), lambda t: t.tz_convert(JAKARTA).date().isoformat())
+    submitted = df["submitted_at"]
+    arrival = pd.Series(pd.Timestamp(received_at).tz_convert("UTC"), index=df.index).astype(submitted.dtype)
+    local_day = _by_value(submitted.fillna(arrival), lambda t: t.tz_convert(JAKARTA).date().isoformat())
     closes = {f"{y}|{s}": w.closes.isoformat() for (y, s), w in submission_windows().items()}
     closing_day = _by_value(df["year"].astype("str") + "|" + df["stage"].astype("str"), closes.get)
     df["is_late"] = [c is not None and d > c for d, c in zip(local_day, closing_day, strict=True)]
