@@ -259,11 +259,19 @@ def set_aside(inbox: Path, quarantine: Path, names: dict[str, str]) -> list[tupl
     for name, reason in sorted(names.items()):
         try:
             source = inbox_path(inbox, name, resolved, hidden=True)
-            target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        except ValueError:
+            continue
+        target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        try:
             (target.parent / f"{target.name}.name").write_bytes(name.encode("utf-8", "surrogateescape"))
-            os.rename(source, target)
-        except (ValueError, OSError):
-            continue  # gone or refused meanwhile: the next look decides again
+            os.rename(source, target)  # never copied: copying would open it
+        except FileNotFoundError:
+            (target.parent / f"{target.name}.name").unlink(missing_ok=True)
+            continue  # gone meanwhile: nothing to say
+        except OSError as e:  # another file system (SPBE_INBOX_DIR elsewhere), permissions: logged, left
+            (target.parent / f"{target.name}.name").unlink(missing_ok=True)
+            out.append((name, f"{reason}; could not be moved aside ({e.strerror}), left in the inbox", inbox))
+            continue
         out.append((name, reason, target))
     return out
 

@@ -111,8 +111,9 @@ class IngestLog:
             for raw in f:
                 if not raw.endswith(b"\n"):
                     break  # a line still being written by a process that died: not part of the log
-                if raw.strip():
-                    self._state.apply(json.loads(raw))
+                line = _parse(raw)
+                if line is not None:
+                    self._state.apply(line)
                 self._state.offset += len(raw)
         return self._state
 
@@ -171,10 +172,22 @@ def read_lines(path: Path, after: int = -1, upto: int | None = None) -> list[dic
     out = []
     with open(path, "rb") as f:
         for raw in f:
-            if not raw.endswith(b"\n") or not raw.strip():
+            line = _parse(raw) if raw.endswith(b"\n") else None
+            if line is None:
                 continue
-            line = json.loads(raw)
             seq = line.get("seq") or 0
             if seq > after and (upto is None or seq <= upto):
                 out.append(line)
     return out
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """A line of the log, or None for a blank one or the torn write of a process killed while appending
+    (closed off by the next append; dbt's reader skips it too, with ignore_errors)."""
+    if not raw.strip():
+        return None
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) else None

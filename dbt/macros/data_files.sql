@@ -9,8 +9,9 @@
 {% endmacro %}
 
 {#- The ingest log with explicit column types, so that a field absent from the first lines is never lost,
-    by a path relative to the data directory (the profile's file_search_path). Before the first landing there
-    is no file: an empty relation with the same columns. -#}
+    by a path relative to the data directory (the profile's file_search_path). A torn line (a process killed
+    while appending) is skipped, as lib/ingest_log.py skips it. Before the first landing there is no file: an
+    empty relation with the same columns. -#}
 {% macro read_ingest_log() %}
 {%- set columns = {
     'seq': 'bigint', 'logged_at': 'timestamptz', 'run_id': 'varchar', 'dataset': 'varchar', 'sha256': 'varchar',
@@ -20,7 +21,7 @@
     'takes_effect': 'boolean', 'changes_data': 'boolean',
 } -%}
 {%- if data_files_exist('state/ingest_log.jsonl') -%}
-read_json('state/ingest_log.jsonl', format = 'newline_delimited', columns = {
+read_json('state/ingest_log.jsonl', format = 'newline_delimited', ignore_errors = true, columns = {
     {%- for name, type in columns.items() %}'{{ name }}': '{{ type }}'{{ ", " if not loop.last }}{% endfor -%}
 })
 {%- else -%}
