@@ -344,6 +344,8 @@ def worker_command(_: argparse.Namespace) -> int:
 def doctor(_: argparse.Namespace) -> int:
     """Where the data lives, what the build database reads, what is published, and whether they agree."""
     paths = data_paths()
+    import duckdb
+
     from dagster_project import worker
     from dagster_project.lib.ingest_log import IngestLog
     from dagster_project.lib.warehouse import absolute_source_paths, plan_build, read_manifest
@@ -354,9 +356,13 @@ def doctor(_: argparse.Namespace) -> int:
     position = IngestLog(paths.ingest_log).position() if paths.ingest_log.exists() else 0
     print(f"ingest log       {paths.ingest_log}: position {position}")
     if paths.build_db.exists():
-        stray = absolute_source_paths(paths.build_db)
-        print("build database   " + (f"{paths.build_db}: every file it reads is relative to the data directory"
-                                     if not stray else f"{paths.build_db}: reads files by absolute path:"))
+        try:
+            stray = absolute_source_paths(paths.build_db)
+            print("build database   " + (f"{paths.build_db}: every file it reads is relative to the data directory"
+                                         if not stray else f"{paths.build_db}: reads files by absolute path:"))
+        except duckdb.IOException:
+            stray = []
+            print(f"build database   {paths.build_db}: a build is writing it now (ask again when it is done)")
         for line in stray:
             print(f"                   {line}")
             problems.append(f"the build database reads {line.split(' reads ')[-1]}, not under the data directory")

@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -61,15 +62,28 @@ def code_stamp() -> str:
 
 # ---- client side: used by the CLI and the launcher ------------------------------------------------------------
 
+def _private(folder: Path) -> bool:
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def request(message: dict[str, Any], timeout: float | None = None) -> socket.socket | None:
-    """Send a request to the worker of this data directory; the connected socket, or None if none answers."""
+    """Send a request to the worker of this data directory; the connected socket, or None if none answers.
+    Only a worker of this user is spoken to: the socket's folder must be this user's and private, and the
+    process at the other end must run as this user (the requests carry settings)."""
     path = socket_path()
-    if not path.exists():
+    if not path.exists() or not _private(path.parent):
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(str(path))
+        _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        if uid != os.getuid():
+            raise PermissionError(f"{path} is served by another user")
         sock.sendall(json.dumps({"protocol": PROTOCOL, **message}).encode() + b"\n")
     except OSError:
         sock.close()
@@ -143,6 +157,9 @@ def _warm_up() -> None:
 def _child(conn: socket.socket, message: dict[str, Any]) -> int:
     """Serve one request in a forked child; returns the exit code."""
     os.setsid()  # Ctrl-C on `spbe ui` must not interrupt a run half way
+    from dagster_project.lib import dbt_project
+
+    dbt_project.freeze()  # never parse dbt in a fork: the worker restarts on the next request if files changed
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.update(message.get("env", {}))
@@ -192,8 +209,7 @@ def serve() -> None:
     _warm_up()
     path = socket_path()
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    folder = path.parent.stat()
-    if folder.st_uid != os.getuid() or folder.st_mode & 0o077:  # another user's folder: never serve from it
+    if not _private(path.parent):  # another user's folder: never serve from it
         raise SystemExit(f"{path.parent} must belong to this user and be private (mode 700)")
     path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -225,7 +241,10 @@ def serve() -> None:
                 server.close()
                 path.unlink(missing_ok=True)
                 os.execv(sys.executable, [sys.executable, "-m", "dagster_project.worker"])
-            message = _read_request(conn)
+            try:
+                message = _read_request(conn)
+            except (OSError, ValueError):  # a client that sent garbage, or nothing: not the worker's problem
+                message = None
             if message is None or message.get("op") == "ping":
                 if message is not None:
                     _reply(conn, {"ok": True, "pid": os.getpid()})

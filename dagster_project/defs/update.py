@@ -179,7 +179,13 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
     """Holding the build lock: plan, run dbt (yielding what it built and tested), publish."""
     from dagster_project.lib.publish import publish_marts
     from dagster_project.lib.snapshots import keep_setting, list_snapshots
-    from dagster_project.lib.warehouse import absolute_source_paths, build_lock, code_fingerprint, plan_build
+    from dagster_project.lib.warehouse import (
+        absolute_source_paths,
+        build_lock,
+        code_fingerprint,
+        mark_build,
+        plan_build,
+    )
 
     if PUBLISHED_KEY not in context.selected_asset_keys:
         return
@@ -200,6 +206,7 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
                 ["build", "--select", *partial_selection(plan.datasets, plan.arrivals_only)]
             # Each model's materialization and each test's evaluation is recorded while dbt goes on (yielded:
             # the models are not this step's outputs); failing rows are read once dbt has let go of the database.
+            mark_build(paths, fingerprint)
             stream = stream_dbt(args, paths.state / "dbt_target", {"log_position": plan.position})
             failed_tests = []
             started = time.monotonic()

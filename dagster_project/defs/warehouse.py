@@ -55,12 +55,13 @@ def build_dbt_models() -> dg.AssetsDefinition:
                     description="dbt build of the selected models and seeds, with their tests; never publishes")
     def dbt_models(context: dg.AssetExecutionContext):
         from dagster_project.lib.ingest_log import IngestLog
-        from dagster_project.lib.warehouse import build_lock
+        from dagster_project.lib.warehouse import build_lock, code_fingerprint, mark_build
 
         paths = data_paths().ensure()
         names = [n.name for n in graph.of_type("model", "seed") if asset_key(n) in context.selected_asset_keys]
         with build_lock(paths, context.run.run_id):
             position = IngestLog(paths.ingest_log).position()
+            mark_build(paths, code_fingerprint())
             outcome = run_dbt(["build", "--select", *names], paths.state / "dbt_target", {"log_position": position})
         for event in dbt_events(graph, outcome.results, paths, context.selected_asset_keys):
             if isinstance(event, dg.AssetMaterialization):

@@ -140,6 +140,13 @@ def manifest_is_current(manifest: Path = MANIFEST_PATH) -> bool:
 
 _parsed: Any = None  # the dbt Manifest object of the last parse in this process (a warm worker's children share it)
 _parsed_stamp: tuple | None = None  # the project files it was parsed from (see _project_stamp)
+_frozen = False  # a forked child of the warm worker: use the worker's manifest, never parse
+
+
+def freeze() -> None:
+    """From now on, this process uses the manifest it has (a warm worker's child: see parsed_manifest)."""
+    global _frozen
+    _frozen = True
 
 
 def _project_stamp() -> tuple:
@@ -170,6 +177,8 @@ def parsed_manifest(static_parser: bool = True) -> Any:
     children keep the worker's manifest and never parse (dbt's static parser is native code whose threads
     do not survive a fork; the worker parses without it, and restarts when a dbt file changes)."""
     global _parsed, _parsed_stamp
+    if _frozen and _parsed is not None:
+        return _parsed
     stamp = _project_stamp()
     if _parsed is not None and stamp == _parsed_stamp:
         return _parsed

@@ -37,6 +37,9 @@ from dagster_project.lib.processes import owner_is_gone, owner_of
 PROCESSING = ".processing"
 SET_ASIDE = "set_aside"
 SETTLE_SECONDS = 1.0  # two looks this far apart must agree before a file is taken
+# Where the system cannot tell whether a writer has the file open (another user's file, a network file
+# system), a file is taken only once it has not changed for this long.
+UNKNOWN_WRITER_SECONDS = 30.0
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", "~")
 ABANDONED_SECONDS = 3600  # a temporary name unchanged this long was abandoned by its writer
 ORPHAN_SECONDS = 3600  # a claim of unknown owner this old belongs to a run that died
@@ -144,14 +147,17 @@ def open_for_writing(path: Path) -> bool | None:
         os.close(fd)
 
 
-def settled(first: Look, second: Look, inbox: Path) -> list[Seen]:
-    """Files that two looks (``SETTLE_SECONDS`` apart) found unchanged and that nobody writes to now."""
+def settled(first: Look, second: Look, inbox: Path, now: float | None = None) -> list[Seen]:
+    """Files that two looks (``SETTLE_SECONDS`` apart) found unchanged and that nobody writes to now (or, where
+    that cannot be told, that have not changed for ``UNKNOWN_WRITER_SECONDS``)."""
+    now = time.time() if now is None else now
     out = []
     for name, seen in sorted(second.files.items()):
         before = first.files.get(name)
         if before is None or before.key != seen.key:
             continue
-        if open_for_writing(inbox / name):
+        writing = open_for_writing(inbox / name)
+        if writing or (writing is None and now - seen.mtime_ns / 1e9 < UNKNOWN_WRITER_SECONDS):
             continue
         out.append(seen)
     return out
@@ -290,11 +296,12 @@ def return_orphans(inbox: Path, now: float | None = None) -> list[Path]:
                 if claimed.is_file() and not claimed.suffix and not claimed.name.startswith("."):
                     with contextlib.suppress(OSError):
                         returned.append(unclaim(inbox, claimed))
-            for leftover in entry.iterdir():  # names of files already landed, half copies
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+            for leftover in entry.iterdir():  # names of claims landed or returned, half copies
+                if leftover.suffix in (".name", ".copying") and not leftover.with_suffix("").exists():
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
             with contextlib.suppress(OSError):
-                entry.rmdir()
+                entry.rmdir()  # only once empty: a claim that could not be returned stays for the next look
         elif entry.is_file() and "__" in entry.name and now - entry.stat().st_mtime > ORPHAN_SECONDS:
             # a claim of the earlier layout (.processing/<uuid>__<name>)
             with contextlib.suppress(OSError):

@@ -9,7 +9,9 @@ sha256, hence a new lake file, and older ones stay. A file counts once its line 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -192,7 +194,9 @@ def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inb
     # Log lines in arrival order: the latest landing of an institution's file decides its current revision.
     log: list[tuple[dict, bool] | None] = [None] * len(arrived)
     base = {"source": source, "run_id": run_id, "received_at": received_at}
-    with DurableBatch() as batch:
+    # Two runs may land the same content at once: the lake's check "already there?" and the commit of the new
+    # Parquet files happen under one lock, so a file's rows are never in the lake twice.
+    with _lake_lock(paths), DurableBatch() as batch:
         for i, f in enumerate(arrived):
             if f.previous is not None or f.same_as is not None:
                 continue  # decided once the first file of this content is
@@ -323,6 +327,14 @@ def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame
             members = "\n".join(sorted(part["source_sha256"].unique()))
             target = folder / f"{hashlib.sha256(members.encode()).hexdigest()}.parquet"
             con.from_df(part).write_parquet(str(batch.reserve(target)))
+
+
+@contextlib.contextmanager
+def _lake_lock(paths: DataPaths):
+    paths.lake.mkdir(parents=True, exist_ok=True)
+    with open(paths.lake / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        yield
 
 
 def _contents_in(con: duckdb.DuckDBPyConnection, folder: Path) -> set[str]:

@@ -125,10 +125,10 @@ class IngestLog:
             return []
         with self._locked():
             state = self._catch_up()
-            if state.offset and not _ends_with_newline(self.path):
-                with open(self.path, "ab") as f:  # a torn last line of a dead writer: close it off
-                    f.write(b"\n")
-                state.offset = self.path.stat().st_size
+            if self.path.exists() and self.path.stat().st_size > state.offset:
+                # A torn last line: its writer died while appending (writers hold this lock, so no live one is
+                # still writing). Cut it off, so that the lines after it never share its number.
+                os.truncate(self.path, state.offset)
             now = utc_now()
             lines = []
             for record, judged in records:
@@ -159,12 +159,6 @@ class IngestLog:
             return self._catch_up().current.get(subject)
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
 def read_lines(path: Path, after: int = -1, upto: int | None = None) -> list[dict[str, Any]]:
     """The complete lines of the log with ``after < seq <= upto`` (lines without ``seq`` count as 0)."""
     if not path.exists():
@@ -182,8 +176,8 @@ def read_lines(path: Path, after: int = -1, upto: int | None = None) -> list[dic
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
-    """A line of the log, or None for a blank one or the torn write of a process killed while appending
-    (closed off by the next append; dbt's reader skips it too, with ignore_errors)."""
+    """A line of the log, or None for a blank or undecodable one (a torn write cut off by the next append;
+    dbt's reader skips such a line too, with ignore_errors)."""
     if not raw.strip():
         return None
     try:

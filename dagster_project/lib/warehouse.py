@@ -37,7 +37,8 @@ from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 # dbt project, the Python the dbt Python model imports, and what a publish writes. (Landing code decides the
 # verdict on new files; a file already judged is judged again when it changes: lib/ingest.py.)
 BUILD_CODE = ("dbt/dbt_project.yml", "dbt/profiles.yml", "dbt/models", "dbt/macros", "dbt/tests",
-              "dagster_project/lib/uncertainty.py", "dagster_project/lib/publish.py")
+              "dagster_project/lib/uncertainty.py", "dagster_project/lib/framework.py",
+              "dagster_project/lib/publish.py")
 LOCK_POLL_SECONDS = 0.2
 
 
@@ -85,7 +86,13 @@ def plan_build(paths: DataPaths, force: bool = False, fingerprint: str | None = 
         return BuildPlan("full", position, reason="the build database is missing")
     if published.get("build_fingerprint") != fingerprint:
         return BuildPlan("full", position, reason="the code or the reference tables changed since the last publish")
-    stray = absolute_source_paths(paths.build_db)
+    if built_with(paths) not in (None, fingerprint):
+        return BuildPlan("full", position, reason="the build database was last built by other code (a build that "
+                                                  "failed before the code was changed back)")
+    try:
+        stray = absolute_source_paths(paths.build_db)
+    except duckdb.IOException:  # a build is writing it: asked outside the build lock (the CLI), so say "build"
+        return BuildPlan("partial", position, reason="a build is running")
     if stray:
         return BuildPlan("full", position, reason=f"the build database reads files by absolute path ({stray[0]})")
     since = published.get("log_position", 0)
@@ -95,6 +102,21 @@ def plan_build(paths: DataPaths, force: bool = False, fingerprint: str | None = 
     data = frozenset(line["dataset"] for line in lines if line["status"] in ("loaded", "duplicate"))
     return BuildPlan("partial", position, data, arrivals_only=not data, lines=lines,
                      reason=f"{len(lines)} new ingest-log line(s) since position {since}")
+
+
+def built_with(paths: DataPaths) -> str | None:
+    """The fingerprint of the code the build database was last built (or half built) with."""
+    try:
+        return (paths.warehouse / "build.fingerprint").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+def mark_build(paths: DataPaths, fingerprint: str) -> None:
+    """Written before dbt starts: a build that fails half way leaves the database marked with its code."""
+    from dagster_project.lib.archive import write_atomically
+
+    write_atomically(paths.warehouse / "build.fingerprint", fingerprint.encode())
 
 
 # Table functions that read files; a path they are given is resolved against file_search_path when relative.

@@ -9,7 +9,8 @@
 {% endmacro %}
 
 {#- The ingest log with explicit column types, so that a field absent from the first lines is never lost,
-    by a path relative to the data directory (the profile's file_search_path). A torn line (a process killed
+    by a path relative to the data directory (the profile's file_search_path; written as a pattern, because
+    DuckDB looks a plain relative file name up in the working directory first). A torn line (a process killed
     while appending) is skipped, as lib/ingest_log.py skips it. Before the first landing there is no file: an
     empty relation with the same columns. -#}
 {% macro read_ingest_log() %}
@@ -21,7 +22,7 @@
     'takes_effect': 'boolean', 'changes_data': 'boolean',
 } -%}
 {%- if data_files_exist('state/ingest_log.jsonl') -%}
-read_json('state/ingest_log.jsonl', format = 'newline_delimited', ignore_errors = true, columns = {
+read_json('state/ingest_log.json[l]', format = 'newline_delimited', ignore_errors = true, columns = {
     {%- for name, type in columns.items() %}'{{ name }}': '{{ type }}'{{ ", " if not loop.last }}{% endfor -%}
 })
 {%- else -%}

@@ -16,14 +16,14 @@ log as (
 ),
 
 landings as (
-    select sha256 as source_sha256, min(seq) as first_seq, max(seq) as last_seq,
+    select sha256 as source_sha256, min(log_order) as first_order,
            min(logged_at) as first_landed_at, max(logged_at) as last_landed_at
     from log
     group by sha256
 ),
 
 current_files as (
-    select institution_id, year, stage, arg_max(sha256, seq) as source_sha256
+    select institution_id, year, stage, arg_max(sha256, log_order) as source_sha256
     from log
     where takes_effect
     group by institution_id, year, stage
@@ -41,7 +41,7 @@ select
     landings.first_landed_at,
     landings.last_landed_at,
     row_number() over (partition by files.institution_id, files.year, files.stage
-                       order by landings.first_seq, files.source_sha256) as revision,
+                       order by landings.first_order, files.source_sha256) as revision,
     current_files.source_sha256 is not null as is_current
 from files
 inner join landings using (source_sha256)

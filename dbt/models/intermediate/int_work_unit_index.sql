@@ -2,7 +2,7 @@
 -- the latest ingest-log line that takes effect per (institution, work unit, year, stage), as for institutions.
 -- Weighted like int_computed_index; over an incomplete file the average is over the indicators present.
 with current_files as (
-    select institution_id, work_unit, year, stage, arg_max(sha256, seq) as source_sha256
+    select institution_id, work_unit, year, stage, arg_max(sha256, log_order) as source_sha256
     from {{ ref('stg_state__ingest_log') }}
     where dataset = 'work_unit_submissions' and takes_effect
     group by institution_id, work_unit, year, stage

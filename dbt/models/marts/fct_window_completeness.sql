@@ -34,7 +34,7 @@ submitted as (
 ),
 
 quarantined as (
-    select institution_id, year, stage, arg_max(reason, seq) as last_rejection,
+    select institution_id, year, stage, arg_max(reason, log_order) as last_rejection,
            count(distinct sha256) as n_rejected
     from {{ ref('stg_state__ingest_log') }}
     where dataset = 'submissions' and status = 'quarantined' and institution_id is not null

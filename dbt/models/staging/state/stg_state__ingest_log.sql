@@ -1,7 +1,8 @@
 -- depends_on: {{ source('state', 'ingest_log') }}
 -- The ingest log up to the build's log position (var log_position, fixed before dbt starts): a file whose
 -- line was written after it waits for the next build, so a publish holds exactly what its build read.
--- Lines written before lines were numbered count as position 0.
+-- Lines written before lines were numbered count as position 0, ordered among themselves by when they were
+-- logged (log_order: the order every "latest line" below follows).
 with source as (
     select * from {{ read_ingest_log() }}
 ),
@@ -10,6 +11,7 @@ renamed as (
     select
         ---------- ids
         coalesce(seq, 0)::bigint as seq,
+        row_number() over (order by coalesce(seq, 0), logged_at)::bigint as log_order,
         sha256::varchar as sha256,
         dataset::varchar as dataset,
         ---------- what the file is about
