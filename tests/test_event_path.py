@@ -239,11 +239,14 @@ def spbe(*args, env=None, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
 
 
-def wait_for_build_lock(paths: DataPaths, timeout: float = 600) -> dict:
-    """Until a build holds the lock; its holder record."""
+def wait_for_build_lock(paths: DataPaths, process: subprocess.Popen, timeout: float = 300) -> dict:
+    """Until ``process`` holds the build lock; its holder record."""
     lock = paths.warehouse / ".build.lock"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the command ended (exit {process.returncode}) before it built:\n{out}\n{err}")
         try:
             holder = json.loads(lock.read_text() or "null")
         except (OSError, ValueError):
@@ -277,7 +280,7 @@ def test_a_killed_build_neither_blocks_a_waiting_command_nor_loses_its_file(copy
     first.write_bytes(submission("73.17", level=2))
     second.write_bytes(submission("12.25", level=4))
     killed = spbe("ingest", str(first))
-    holder = wait_for_build_lock(paths)
+    holder = wait_for_build_lock(paths, killed)
     waiting = spbe("ingest", str(second))
     time.sleep(3)  # the second command lands its file and waits for the lock
     os.killpg(killed.pid, signal.SIGKILL)
@@ -378,3 +381,44 @@ def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_publish
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_update(instance).success  # the full build writes the view anew, relative
     assert absolute_source_paths(paths.build_db) == []
+
+
+LANDER = """
+import sys
+from pathlib import Path
+from dagster_project.lib.inbox import Claim
+from dagster_project.lib.ingest import land_submissions
+from dagster_project.paths import DataPaths
+paths = DataPaths(Path(sys.argv[1]))
+print(land_submissions(paths, [Claim(Path(sys.argv[2]), 'same.json')]).results[0].status)
+"""
+
+
+def test_two_landings_of_the_same_content_at_once_keep_its_rows_once(data_dir, tmp_path):
+    """Two runs may land at once; the same bytes sent twice must not put their rows in the lake twice (the
+    revision's levels would double and every build after would fail its uniqueness test)."""
+    content = submission("73.17", level=2)
+    copies = []
+    for i in range(2):
+        copies.append(tmp_path / f"copy{i}.json")
+        copies[-1].write_bytes(content)
+    landers = [subprocess.Popen([sys.executable, "-c", LANDER, str(data_dir.root), str(c)], stdout=subprocess.PIPE,
+                                text=True) for c in copies]
+    statuses = sorted(p.communicate(timeout=300)[0].strip() for p in landers)
+    assert all(p.returncode == 0 for p in landers)
+    assert statuses in (["duplicate", "loaded"], ["loaded", "loaded"])  # judged at once by both, or one after
+    with duckdb.connect() as con:
+        (rows,) = con.execute("select count(*) from read_parquet(?)",
+                              [str(data_dir.lake / "submissions" / "*" / "*.parquet")]).fetchone()
+    assert rows == 47
+
+
+def test_a_build_database_left_by_other_code_is_rebuilt_whole(copy_of_built):
+    """A full build that failed half way under other code (then changed back) left models of that code: the
+    next build is full, whatever the published manifest says."""
+    from dagster_project.lib.warehouse import code_fingerprint, mark_build
+
+    mark_build(copy_of_built, code_fingerprint())
+    assert plan_build(copy_of_built).mode == "none"
+    mark_build(copy_of_built, "the fingerprint of other code")
+    assert plan_build(copy_of_built).mode == "full"

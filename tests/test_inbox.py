@@ -253,3 +253,24 @@ def test_owners_are_gone_only_when_certainly_dead():
     assert owner_is_gone(owner_of().rsplit(":", 1)[0] + ":1")  # a live pid with another start time: recycled
     assert not owner_is_gone("another-host:1:1") and not owner_is_gone("garbage")
 
+
+
+def test_a_file_whose_writer_cannot_be_seen_is_taken_only_once_it_is_old(data_dir, monkeypatch):
+    """Another user's file, or a network file system: no lease tells whether it is open for writing."""
+    from dagster_project.lib import inbox
+
+    drop(data_dir.inbox, "old.csv", b"x", age=120)
+    drop(data_dir.inbox, "fresh.csv", b"x", age=5)
+    monkeypatch.setattr(inbox, "open_for_writing", lambda path: None)
+    seen = look(data_dir.inbox)
+    assert [s.name for s in inbox.settled(seen, seen, data_dir.inbox)] == ["old.csv"]
+
+
+def test_the_worker_client_speaks_only_to_a_private_folder_of_its_own_user(tmp_path):
+    from dagster_project.worker import _private
+
+    folder = tmp_path / "sock"
+    folder.mkdir(mode=0o700)
+    assert _private(folder)
+    folder.chmod(0o755)
+    assert not _private(folder)
