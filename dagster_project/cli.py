@@ -36,7 +36,12 @@ def _prepare_environment() -> DataPaths:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    config = (REPO_ROOT / "dagster.yaml").read_bytes()
+    target = home / "dagster.yaml"
+    if not target.exists() or target.read_bytes() != config:  # atomically: another command may be reading it
+        from dagster_project.lib.archive import write_atomically
+
+        write_atomically(target, config)
     for var, value in (("DO_NOT_TRACK", "1"), ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
                        ("GX_ANALYTICS_ENABLED", "false")):
         os.environ.setdefault(var, value)

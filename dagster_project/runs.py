@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from pathlib import Path
 from typing import Any
 
 # Runs started here print no Dagster log: the CLI says what failed in a line each, and the Dagster UI (same
@@ -21,6 +24,7 @@ def run_update(config: dict[str, Any], tags: dict[str, str] | None = None,
     from dagster_project.defs.recovery import fail_abandoned_runs, runner_tags
     from dagster_project.defs.update import JOB, run_config
 
+    ensure_instance()
     with dg.DagsterInstance.get() as instance:
         abandoned = fail_abandoned_runs(instance)
         job = defs().resolve_job_def(JOB)
@@ -55,3 +59,23 @@ def failed_steps(result) -> list[str]:
             message = error.message.strip().removeprefix("dagster._core.definitions.events.Failure: ")
             lines.append(f"step {event.step_key}: {message[:2000]}")
     return lines
+
+
+def ensure_instance() -> None:
+    """Create the Dagster instance's storage of DAGSTER_HOME once, under a lock: two commands started at once on
+    a new home would both create its SQLite tables, and one fails ("table ... already exists")."""
+    import dagster as dg
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    marker = home / ".storage-ready"
+    if marker.exists():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".storage.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            with dg.DagsterInstance.get() as instance:
+                instance.get_run_records(limit=1)  # runs, event log and schedule storage are made on first use
+                instance.get_latest_materialization_event(dg.AssetKey("published_warehouse"))
+                instance.all_instigator_state()
+            marker.touch()
