@@ -20,7 +20,7 @@ EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
 @dataclass(frozen=True)
 class DataPaths:
-    """The writable layout under one data directory (see DESIGN.md, "Flow")."""
+    """The writable layout under one data directory (docs/architecture.md, "The flow")."""
 
     root: Path
     inbox_dir: Path | None = None  # SPBE_INBOX_DIR: where people and sync jobs drop submissions

@@ -1,8 +1,9 @@
 """Great Expectations suites from ``expectations/`` run on pandas frames, reduced to plain results.
 
 GX is imported inside ``validate_frame`` only: its import costs seconds, and code-location loads and
-test collection should not pay for it (notes/stack.md §5.4). The SQL datasource over DuckDB is broken
-in GX 1.24, so frames are validated through the pandas datasource (§0.8).
+test collection should not pay for it (a warm import takes about 6 s here, docs/performance.md). GX 1.24's
+SQL datasource over DuckDB fails every expectation (it reads rows after closing the connection, and
+duckdb-engine then returns none), so frames are validated through the pandas datasource.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where official releases come from, and how they are fetched with ``requests``.
 
-Three kinds of release source (DESIGN.md): the bundled folder ``data/releases/`` with its
+Three kinds of release source (README, "Release sources"): the bundled folder ``data/releases/`` with its
 ``manifest.json``, an HTTP manifest (the same JSON at a URL), or a CKAN portal (``package_show`` and its
 resources). Every download is bounded in time and size, retried with backoff on connection errors and
 5xx, conditional (ETag / Last-Modified), restricted to configured hosts (redirects included), checked

@@ -1,4 +1,4 @@
-"""Regional submissions: the contract of DESIGN.md, read from CSV, XLSX or JSON into one frame.
+"""Regional submissions: the README's contract, read from CSV, XLSX or JSON into one frame.
 
 One file = one institution x one evaluation year x one stage, one row per indicator; or the same for one
 of the institution's work units (OPD), named in ``work_unit``. Every reader is
@@ -39,7 +39,7 @@ STAGES = ("self_assessment", "document_review", "interview", "site_visit", "fina
 CONTRACT_COLUMNS = ("institution_code", "year", "stage", "indicator", "level", "explanation", "evidence",
                     "submitted_at", "work_unit")
 REQUIRED_COLUMNS = ("institution_code", "year", "stage", "indicator", "level")
-# Indonesian headers accepted as aliases (DESIGN.md).
+# Indonesian headers accepted as aliases (the README's contract table).
 COLUMN_ALIASES = {"kode_instansi": "institution_code", "tahun": "year", "tahap": "stage",
                   "indikator": "indicator", "tingkat": "level", "penjelasan": "explanation",
                   "bukti_dukung": "evidence", "dikirim_pada": "submitted_at", "kode_opd": "work_unit",
