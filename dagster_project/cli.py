@@ -142,16 +142,11 @@ def build(args: argparse.Namespace) -> int:
 
 
 def _settled_inbox(paths: DataPaths) -> tuple[list[str], list[str]]:
-    """The inbox files that are whole (two looks agree, no writer), and the entries to set aside."""
-    from dagster_project.lib.inbox import SETTLE_SECONDS, abandoned, look, readable_name, settled
+    """The inbox files that are whole (as the sensor judges them), and the entries to set aside."""
+    from dagster_project.lib.inbox import readable_name, ready_to_take
 
-    first = look(paths.inbox)
-    if not first.files and not first.odd and not first.temporary:
-        return [], []
-    time.sleep(SETTLE_SECONDS)
-    second = look(paths.inbox)
-    names = [readable_name(paths.inbox, s.name) for s in settled(first, second, paths.inbox)]
-    return names, sorted(abandoned(second, time.time()))
+    ready, odd, _ = ready_to_take(paths.inbox)
+    return [readable_name(paths.inbox, s.name) for s in ready], sorted(odd)
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -358,7 +353,7 @@ def doctor(_: argparse.Namespace) -> int:
     problems = []
     print(f"data directory   {paths.root} (SPBE_DATA_DIR{'' if 'SPBE_DATA_DIR' in os.environ else ', default'})")
     print(f"inbox            {paths.inbox}")
-    position = IngestLog(paths.ingest_log).position() if paths.ingest_log.exists() else 0
+    position = IngestLog.of(paths.ingest_log).position() if paths.ingest_log.exists() else 0
     print(f"ingest log       {paths.ingest_log}: position {position}")
     if paths.build_db.exists():
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
+from dagster_project.defs.update import INGEST_LOG_KEY, RELEASES_KEY, SUBMISSIONS_KEY, WORK_UNITS_KEY
 from dagster_project.lib.inbox import (
     PROCESSING,
     Claim,
@@ -45,8 +46,6 @@ from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 MAX_TABLE_ROWS = 500  # files listed in the run's metadata and logged one by one, rejected ones first
 SAMPLES_DIR = BUNDLED_DATA_DIR / "samples"
 _CLAIM = re.compile(r"^[A-Za-z0-9_.:?-]+/[0-9a-f]{32}$")  # <owner>/<id>, as lib/inbox.py makes them
-RELEASES_KEY, SUBMISSIONS_KEY = dg.AssetKey("official_release"), dg.AssetKey("submission_files")
-WORK_UNITS_KEY, INGEST_LOG_KEY = dg.AssetKey("work_unit_files"), dg.AssetKey("ingest_log")
 
 
 @dataclass
@@ -60,7 +59,7 @@ class Landed:
 
 
 def land_event(context: dg.AssetExecutionContext, config, source: SourceConfig, paths: DataPaths):
-    """Land everything the run's config names; yields Dagster events, returns what landed."""
+    """Land everything the run's config names, yielding Dagster events."""
     landed = Landed()
     return_orphans(paths.inbox)
     yield from _releases(context, config, source, paths, landed)
@@ -75,7 +74,6 @@ def land_event(context: dg.AssetExecutionContext, config, source: SourceConfig, 
                                                        else "official_results_suite"})
     for line in landed.not_landed:
         context.log.error(f"not landed: {line}")
-    return landed
 
 
 def _releases(context, config, source: SourceConfig, paths: DataPaths, landed: Landed):

@@ -10,16 +10,7 @@ import dagster as dg
 
 from dagster_project.defs.resources import ReleaseSourceResource
 from dagster_project.defs.update import run_config, update_warehouse_job
-from dagster_project.lib.inbox import (
-    SETTLE_SECONDS,
-    Look,
-    Seen,
-    abandoned,
-    look,
-    readable_name,
-    return_orphans,
-    settled,
-)
+from dagster_project.lib.inbox import SETTLE_SECONDS, Look, Seen, readable_name, ready_to_take, return_orphans
 from dagster_project.paths import data_paths
 
 RETRY_AFTER_SECONDS = 600  # a request whose file is still waiting this long after is made again
@@ -44,14 +35,10 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     state = json.loads(context.cursor) if context.cursor else {}
     before = Look({n: Seen(n, *k) for n, k in state.get("look", {}).items()}, {}, {})
     requested: dict[str, list] = state.get("requested", {})
+    settled_files, odd, current = ready_to_take(inbox, before)
     now = time.time()
-    current = look(inbox)
-    if any(before.files.get(n) is None or before.files[n].key != s.key for n, s in current.files.items()):
-        time.sleep(SETTLE_SECONDS)  # a file not seen unchanged before: look again, a moment later
-        before, current = current, look(inbox)
-    ready = [s for s in settled(before, current, inbox)
+    ready = [s for s in settled_files
              if requested.get(s.name, [None])[:3] != list(s.key) or now - requested[s.name][3] > RETRY_AFTER_SECONDS]
-    odd = abandoned(current, now)
     odd = {n: why for n, why in odd.items() if n not in requested or now - requested[n][3] > RETRY_AFTER_SECONDS}
     names = [readable_name(inbox, s.name) for s in ready]
     requested = {n: r for n, r in requested.items() if n in current.files or n in current.odd}

@@ -33,8 +33,6 @@ STEP = "land_build_publish"  # the job's first step (run config: {"ops": {STEP: 
 WINDOWS_TAG = "spbe/windows"  # the schedule's run: report these windows' completeness
 QUARANTINED_TAG = "quarantined"  # on a run that refused files: how many (seen in the Runs list)
 FAILED_CHECK_TAG = "spbe/failed_check"
-MAX_TABLE_ROWS = 500  # files listed in the run's metadata and logged one by one, rejected ones first
-SAMPLES_DIR = BUNDLED_DATA_DIR / "samples"
 
 RELEASES_KEY = dg.AssetKey("official_release")
 SUBMISSIONS_KEY = dg.AssetKey("submission_files")

@@ -60,7 +60,7 @@ def build_dbt_models() -> dg.AssetsDefinition:
         paths = data_paths().ensure()
         names = [n.name for n in graph.of_type("model", "seed") if asset_key(n) in context.selected_asset_keys]
         with build_lock(paths, context.run.run_id):
-            position = IngestLog(paths.ingest_log).position()
+            position = IngestLog.of(paths.ingest_log).position()
             mark_build(paths, code_fingerprint())
             outcome = run_dbt(["build", "--select", *names], paths.state / "dbt_target", {"log_position": position})
         for event in dbt_events(graph, outcome.results, paths, context.selected_asset_keys):

@@ -163,6 +163,20 @@ def settled(first: Look, second: Look, inbox: Path, now: float | None = None) ->
     return out
 
 
+def ready_to_take(inbox: Path, before: Look | None = None) -> tuple[list[Seen], dict[str, str], Look]:
+    """What can be taken now (settled files), what to set aside, and this look. ``before`` is an earlier look
+    (the sensor's previous tick); when a file is new or changed since, or there is none, the inbox is looked
+    at again ``SETTLE_SECONDS`` later."""
+    current = look(inbox)
+    changed = before is None or any(before.files.get(n) is None or before.files[n].key != s.key
+                                    for n, s in current.files.items())
+    if current.files and changed:
+        time.sleep(SETTLE_SECONDS)
+        before, current = current, look(inbox)
+    now = time.time()
+    return settled(before or current, current, inbox, now), abandoned(current, now), current
+
+
 def abandoned(look_: Look, now: float) -> dict[str, str]:
     """Entries to set aside: odd entries at once, temporary names once unchanged for ABANDONED_SECONDS."""
     out = dict(look_.odd)

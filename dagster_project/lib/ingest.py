@@ -124,7 +124,7 @@ def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths, run_i
 def release_is_current(paths: DataPaths, entry: ReleaseEntry) -> bool:
     """Whether the current release of the entry's year is this entry (same version from the source): such
     an entry needs no landing. An entry with a sha256 is compared by content, others by their version."""
-    log = IngestLog(paths.ingest_log)
+    log = IngestLog.of(paths.ingest_log)
     current = log.current_line((RELEASES.name, entry.year, None, None, None))
     if current is None:
         return False
@@ -232,7 +232,7 @@ def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inb
                   "status": status, "rows": rows, "reason": reason}, False
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
-    written = iter(IngestLog(paths.ingest_log).append(line for line in log if line is not None))
+    written = iter(IngestLog.of(paths.ingest_log).append(line for line in log if line is not None))
     results = [dataclasses.replace(r, changes_data=next(written)["changes_data"]) if r else r for r in results]
     with DurableBatch() as batch:
         for f, r in zip(arrived, results, strict=True):
@@ -373,7 +373,7 @@ def _land(paths: DataPaths, archived: Path, sha256: str, entry: ReleaseEntry, so
     if previous is not None:
         status = "duplicate" if previous["passed"] else "quarantined"
         reason = f"same content as an earlier file ({previous['status']})"
-        (line,) = IngestLog(paths.ingest_log).append([({**log, **_keys(previous), "status": status,
+        (line,) = IngestLog.of(paths.ingest_log).append([({**log, **_keys(previous), "status": status,
                                                         "rows": previous.get("rows", 0), "reason": reason}, False)])
         return LandingResult(RELEASES.name, previous.get("year"), sha256, status, previous.get("rows", 0), reason,
                              previous, original_name=entry.url, changes_data=line["changes_data"])
@@ -394,7 +394,7 @@ def _land(paths: DataPaths, archived: Path, sha256: str, entry: ReleaseEntry, so
     report_bytes = _report_bytes(report)
     if status == "quarantined":
         write_atomically(paths.quarantine / f"{sha256}.report.json", report_bytes)
-    (line,) = IngestLog(paths.ingest_log).append(
+    (line,) = IngestLog.of(paths.ingest_log).append(
         [({**log, **_keys(report), "status": status, "rows": rows, "reason": reason}, True)])
     write_atomically(report_file(paths, sha256), report_bytes)
     return LandingResult(RELEASES.name, year, sha256, status, rows, reason, report, original_name=entry.url,
@@ -407,7 +407,7 @@ def log_set_aside(paths: DataPaths, entries: list[tuple[str, str, Path]], run_id
     lines = [({"dataset": SUBMISSIONS.name, "original_name": name, "source": "inbox", "run_id": run_id,
                "received_at": received_at, "status": "rejected", "rows": 0,
                "reason": f"{name}: {why}; set aside unopened in {where}"}, True) for name, why, where in entries]
-    written = IngestLog(paths.ingest_log).append(lines)
+    written = IngestLog.of(paths.ingest_log).append(lines)
     return [LandingResult(SUBMISSIONS.name, None, "", "rejected", 0, line["reason"], {}, original_name=name,
                           changes_data=line["changes_data"])
             for (name, _, _), line in zip(entries, written, strict=True)]
@@ -422,12 +422,6 @@ def _unreadable(dataset: Dataset, rule: str, detail: str) -> dict:
     return {"suite": dataset.name, "passed": False, "failed": [
         {"expectation": rule, "severity": "critical", "column": None, "unexpected_count": 0,
          "sample_rows": [], "description": detail}]}
-
-
-def is_accepted(paths: DataPaths, sha256: str, dataset: Dataset = SUBMISSIONS, kind: str = "json") -> bool:
-    """Whether this content was landed and passed validation under the current rules."""
-    report = _load_report(paths, sha256, dataset, kind)
-    return bool(report and report.get("passed"))
 
 
 def _load_report(paths: DataPaths, sha256: str, dataset: Dataset, kind: str = "") -> dict | None:

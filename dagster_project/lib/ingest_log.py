@@ -87,11 +87,17 @@ class LogState:
 
 
 class IngestLog:
-    """The log file, appended under an exclusive lock; its state is re-read from where it was left."""
+    """The log file, appended under an exclusive lock; its state is re-read from where it was left.
+    ``IngestLog.of(path)`` keeps one per log in this process, so each look reads only the new lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._state = LogState()
+        self._inode: int | None = None
+
+    @classmethod
+    def of(cls, path: Path) -> IngestLog:
+        return _logs.setdefault(path, cls(path))
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -103,9 +109,11 @@ class IngestLog:
     def _catch_up(self) -> LogState:
         """Read the lines appended since this object last looked (the log only ever grows)."""
         if not self.path.exists():
+            self._state, self._inode = LogState(), None
             return self._state
-        if self.path.stat().st_size < self._state.offset:  # replaced by another file: start over
-            self._state = LogState()
+        st = self.path.stat()
+        if st.st_ino != self._inode or st.st_size < self._state.offset:  # another file now: start over
+            self._state, self._inode = LogState(), st.st_ino
         with open(self.path, "rb") as f:
             f.seek(self._state.offset)
             for raw in f:
@@ -157,6 +165,9 @@ class IngestLog:
         """The line that made the current file of ``subject`` current, if any."""
         with self._locked():
             return self._catch_up().current.get(subject)
+
+
+_logs: dict[Path, IngestLog] = {}
 
 
 def read_lines(path: Path, after: int = -1, upto: int | None = None) -> list[dict[str, Any]]:

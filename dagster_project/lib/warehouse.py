@@ -23,7 +23,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class BuildPlan:
     datasets: frozenset[str] = frozenset()  # partial: datasets whose current files changed
     arrivals_only: bool = False  # partial: only files refused or set aside (the arrival marts)
     reason: str = ""
-    lines: list[dict[str, Any]] = field(default_factory=list, compare=False)  # the new lines, for reports
 
 
 def code_fingerprint() -> str:
@@ -75,7 +74,7 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 
 def plan_build(paths: DataPaths, force: bool = False, fingerprint: str | None = None) -> BuildPlan:
     """The build that makes the published file current (see the module docstring)."""
-    position = IngestLog(paths.ingest_log).position()
+    position = IngestLog.of(paths.ingest_log).position()
     published = read_manifest(paths.published_manifest)
     fingerprint = fingerprint or code_fingerprint()
     if force:
@@ -100,7 +99,7 @@ def plan_build(paths: DataPaths, force: bool = False, fingerprint: str | None = 
     if not lines:
         return BuildPlan("none", position, reason=f"no new data since log position {since}")
     data = frozenset(line["dataset"] for line in lines if line["status"] in ("loaded", "duplicate"))
-    return BuildPlan("partial", position, data, arrivals_only=not data, lines=lines,
+    return BuildPlan("partial", position, data, arrivals_only=not data,
                      reason=f"{len(lines)} new ingest-log line(s) since position {since}")
 
 
