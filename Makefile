@@ -13,7 +13,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install postgres chromium run test lint ui bench clean docs
+.PHONY: install postgres chromium clients run test lint ui bench clean docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,8 +45,16 @@ chromium:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "Chromium could not be installed: the browser tests in tests/test_scorecards.py will be skipped"
 
+# tests/test_duckdb_clients.py opens the published file with older DuckDB clients, each from PyPI in an
+# isolated environment of its own (the CLI, duckdb-cli, is a dev dependency in .venv).
+OLD_DUCKDB_VERSIONS := 0.10.3 1.1.3
+clients: $(UV)
+	@for v in $(OLD_DUCKDB_VERSIONS); do [ -x $(TOOLS)/duckdb-$$v/bin/python ] || \
+	  { $(UV) venv -q --python $(PYTHON) $(TOOLS)/duckdb-$$v && \
+	    VIRTUAL_ENV=$(TOOLS)/duckdb-$$v $(UV) pip install -q "duckdb==$$v"; } || exit 1; done
+
 # Two workers, one per core; a test file stays on one worker (its module fixtures are built once).
-test: install postgres chromium
+test: install postgres chromium clients
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 lint: install
