@@ -75,5 +75,5 @@ docs: install
 	  cp target/static_index.html $(SPBE_DATA_DIR)/reports/dbt-docs.html
 
 clean:
-	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home data/bench data/reports \
+	rm -rf data/archive data/quarantine data/lake data/state data/warehouse data/dagster_home data/bench data/reports data/exports \
 	  dbt/target dbt/logs

@@ -7,6 +7,8 @@
     spbe doctor           the data directory, what the build reads and what is published, and whether they agree
     spbe generate-samples synthetic submissions for real institutions (deterministic)
     spbe query "<SQL>"    read-only SQL on the published data/warehouse/spbe.duckdb (--as-of DATE: as published then)
+    spbe export TABLE...  marts (filtered) or a query to XLSX, CSV or Parquet, formulas made inert, with an about sheet
+    spbe report           an institution's scorecard; --single-file: one HTML file to send (opens offline, prints A4)
     spbe snapshots        the published warehouses kept for --as-of
     spbe summary          the warehouse path, the latest national top 10 and the predikat counts
     spbe bench            time the pipeline on synthetic tiers next to a plain DuckDB script
@@ -203,7 +205,7 @@ def generate_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect_published(paths: DataPaths, as_of: str | None = None):
+def _connect_published(paths: DataPaths, as_of: str | None = None, writable_dir: Path | None = None):
     import duckdb
 
     from dagster_project.lib.snapshots import parse_as_of, snapshot_as_of
@@ -219,8 +221,13 @@ def _connect_published(paths: DataPaths, as_of: str | None = None):
         db = snapshot.path
     if not db.exists():
         raise SystemExit(f"{db} does not exist yet: run `spbe build` (or `make run`) first")
-    # Read-only, and no file or network access from SQL: the CLI answers from the marts only.
-    return duckdb.connect(str(db), read_only=True, config={"enable_external_access": False})
+    # Read-only, and no file or network access from SQL: the CLI answers from the marts only (an export may
+    # write its own folder; the setting cannot be changed back once external access is off).
+    con = duckdb.connect(str(db), read_only=True)
+    if writable_dir is not None:
+        con.execute("set allowed_directories = ?", [[f"{writable_dir}/"]])
+    con.execute("set enable_external_access = false")
+    return con
 
 
 def snapshots(_: argparse.Namespace) -> int:
@@ -240,8 +247,10 @@ def query(args: argparse.Namespace) -> int:
         rel = con.sql(args.sql)
         if rel is None:
             return 0
-        if args.format == "csv":
-            rel.df().to_csv(sys.stdout, index=False)
+        if args.format == "csv":  # formulas neutralised, as in `spbe export`
+            from dagster_project.lib.export import write_query_csv
+
+            write_query_csv(con, args.sql, sys.stdout)
         elif args.format == "json":
             sys.stdout.write(rel.df().to_json(orient="records", force_ascii=False, indent=2) + "\n")
         else:
@@ -251,6 +260,84 @@ def query(args: argparse.Namespace) -> int:
         return 2
     finally:
         con.close()
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from dagster_project.lib.export import (
+        NAME,
+        ExportError,
+        Filters,
+        export,
+        partial_path,
+        provenance,
+        query_selection,
+        table_selection,
+    )
+
+    if bool(args.tables) == bool(args.query):
+        print("spbe export: name one or more tables, or give --query", file=sys.stderr)
+        return 2
+    filters = Filters(tuple(args.year), tuple(args.province), tuple(args.category), tuple(args.institution),
+                      args.where)
+    if args.query and filters != Filters():
+        print("spbe export: filters go with tables; put them in the --query's own where clause", file=sys.stderr)
+        return 2
+    bad = [n for n in [*args.tables, args.name] if not NAME.fullmatch(n)]
+    if bad:
+        print(f"spbe export: {bad[0]!r} is not a table or query name (lower-case letters, digits, _)", file=sys.stderr)
+        return 2
+    paths = data_paths()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    name = f"{'-'.join(args.tables or [args.name])[:80]}-{stamp}" + (".xlsx" if args.format == "xlsx" else "")
+    out = Path(args.out).resolve() if args.out else paths.root / "exports" / name
+    con = _connect_published(paths, args.as_of, writable_dir=partial_path(out))
+    try:
+        selections = ([query_selection(args.query, args.name)] if args.query
+                      else [table_selection(con, t, filters) for t in dict.fromkeys(args.tables)])
+        written = export(con, selections, args.format, out, provenance(con, filters, paths.published_db))
+    except ExportError as e:
+        print(f"spbe export: {e}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    rows = ", ".join(f"{t} {n:,} rows" for t, n in written.tables.items())
+    print(f"{written.path}  {args.format}, {rows}, {written.bytes / 1e3:,.0f} kB in {written.seconds:.2f} s")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from dagster_project.lib.scorecards import page_name, single_file, single_file_name
+
+    paths = data_paths()
+    if not args.single_file:  # the institution's page in the published site
+        if args.year is not None or args.out:
+            print("spbe report: --year and --out go with --single-file", file=sys.stderr)
+            return 2
+        page = paths.reports / "scorecards" / "institutions" / page_name(args.institution)
+        if not page.exists():
+            print(f"spbe report: no page {page}: check the id (dim_institution.institution_id), or run `spbe build`; "
+                  "--single-file writes one from the published warehouse", file=sys.stderr)
+            return 2
+        print(page)
+        return 0
+    import plotly.offline
+
+    from dagster_project.lib.archive import write_atomically
+
+    con = _connect_published(paths)
+    try:
+        scorecard = single_file(con, args.institution, plotly.offline.get_plotlyjs(), args.year)
+    except LookupError as e:
+        print(f"spbe report: {e}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    name = single_file_name(args.institution, args.year)
+    out = Path(args.out) if args.out else paths.reports / "single" / name
+    out = (out / name if out.is_dir() else out).resolve()
+    write_atomically(out, scorecard.html.encode("utf-8"))
+    print(f"{out}  {out.stat().st_size / 1e6:.1f} MB, {scorecard.n_charts} charts, opens offline")
     return 0
 
 
@@ -440,6 +527,32 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--as-of", metavar="DATE", help="query the warehouse as it was published on DATE (2025-01-15, end "
                    "of day Asia/Jakarta) or at an ISO timestamp; see `spbe snapshots`")
     q.set_defaults(fn=query)
+    x = sub.add_parser("export", help="marts or a query to CSV, Parquet or XLSX for spreadsheets (formulas made inert)",
+                       description="Tables of the published warehouse, filtered, or one query, to CSV or Parquet (a "
+                       "folder: a file per table and about.csv) or XLSX (a sheet per table and an 'about' sheet: what "
+                       "each column means, the run, code version and time the data was published).")
+    x.add_argument("tables", nargs="*", metavar="TABLE", help="marts to export: fct_rankings dim_institution ...")
+    x.add_argument("--query", metavar="SQL", help="export this query instead of tables")
+    x.add_argument("--name", default="query", help="--query: the sheet or file name (default: query)")
+    x.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="xlsx")
+    x.add_argument("--year", type=int, action="append", default=[], help="only these years (repeatable)")
+    x.add_argument("--province", action="append", default=[], metavar="CODE|NAME",
+                   help="only institutions of this province: 32 or 'Jawa Barat' (repeatable)")
+    x.add_argument("--category", action="append", default=[], help="kabupaten, kota, provinsi, kementerian, lns, ...")
+    x.add_argument("--institution", action="append", default=[], metavar="ID", help="32.11 (repeatable)")
+    x.add_argument("--where", metavar="SQL",
+                   help="a further condition on the table's columns (alias t), as `t.scope = 'province'`")
+    x.add_argument("--out", metavar="PATH", help="file (xlsx) or folder (csv, parquet); default data/exports/...")
+    x.add_argument("--as-of", metavar="DATE", help="export the warehouse as published on DATE (see `spbe snapshots`)")
+    x.set_defaults(fn=export)
+    r = sub.add_parser("report", help="an institution's scorecard: its page, or (--single-file) one file to send")
+    r.add_argument("--institution", required=True, metavar="ID", help="registry id: 32.11, kementerian-pertanian")
+    r.add_argument("--single-file", action="store_true", help="write one self-contained HTML file (CSS and plotly "
+                   "inlined: opens offline anywhere, prints to A4) from the published warehouse")
+    r.add_argument("--year", type=int, help="--single-file: as it stood after that year's results")
+    r.add_argument("--out", metavar="PATH", help="--single-file: the file or folder to write (default: "
+                   "data/reports/single/scorecard-<id>[-<year>].html)")
+    r.set_defaults(fn=report)
     sub.add_parser("snapshots", help="the published warehouses kept for --as-of queries").set_defaults(fn=snapshots)
     sub.add_parser("summary", help="top 10 of the latest national ranking and predikat counts").set_defaults(fn=summary)
     k = sub.add_parser("bench", help="time the pipeline on synthetic tiers next to a plain DuckDB script")

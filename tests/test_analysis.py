@@ -24,14 +24,14 @@ def test_the_stage_order_macro_matches_the_python_stages():
 
 def test_an_indicator_step_gains_its_weight_over_100_and_level_5_gains_nothing(published):
     checked = rows(published, """
-        select p.current_level, p.gain_per_step, p.steps_available, d.weight
+        select p.current_value, p.gain_per_step, p.steps_available, d.weight
         from fct_improvement_priorities p
         join dim_indicator d on d.framework = 'PermenPANRB 59/2020' and d.indicator = p.item_no
         where p.basis = 'indicator_levels'""")
     assert checked
     for r in checked:
-        assert r["steps_available"] == 5 - r["current_level"]
-        assert r["gain_per_step"] == pytest.approx(r["weight"] / 100 if r["current_level"] < 5 else 0)
+        assert r["steps_available"] == 5 - r["current_value"]
+        assert r["gain_per_step"] == pytest.approx(r["weight"] / 100 if r["current_value"] < 5 else 0)
 
 
 def test_every_target_plan_is_the_shortest_list_of_steps(published):
@@ -58,11 +58,11 @@ def test_every_target_plan_is_the_shortest_list_of_steps(published):
 
 
 def test_sumedang_needs_four_indicator_steps_to_4_6(published):
-    plan = rows(published, """select step_no, item_no, from_level, to_level, gain, index_after, current_index
+    plan = rows(published, """select step_no, item_no, from_value, to_value, gain, index_after, current_index
                               from fct_target_steps where target_id = 'sumedang-2025' and institution_id = '32.11'
                               and basis = 'indicator_levels' order by step_no""")
     assert len(plan) == 4 and plan[-1]["index_after"] >= 4.6 > plan[-2]["index_after"]
-    assert all(s["to_level"] == s["from_level"] + 1 for s in plan)
+    assert all(s["to_value"] == s["from_value"] + 1 for s in plan)
 
 
 def test_the_rank_interval_holds_the_published_rank_and_matches_fct_rankings(published):

@@ -46,6 +46,16 @@ def test_the_manifest_records_the_storage_format(published):
     assert json.loads(manifest["storage_compatibility_version"]) == STORAGE_VERSION
 
 
+def test_every_table_and_column_of_the_dbt_yaml_is_described_in_the_file(published):
+    """Descriptions travel with the file (COMMENT ON): DBeaver, duckdb_columns() and `spbe export` show them."""
+    missing = published.execute("select table_name || '.' || column_name from duckdb_columns() "
+                                "where schema_name = 'main' and coalesce(comment, '') = '' "
+                                "and table_name in (select table_name from duckdb_tables())").fetchall()
+    assert not missing
+    undescribed = published.execute("select count(*) from duckdb_tables() where coalesce(comment, '') = ''")
+    assert undescribed.fetchall() == [(0,)]
+
+
 def test_old_clients_are_installed():
     assert len(OLD_CLIENTS) >= 2, "run `make clients`: older DuckDB Python packages in .tools/duckdb-<version>/"
 

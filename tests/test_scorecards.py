@@ -4,17 +4,27 @@ driven by Playwright) opens the pages, checks that every chart renders without a
 nothing is fetched from the network, and saves screenshots (to $SPBE_SCREENSHOT_DIR when set, else a temp
 dir)."""
 
+import csv
 import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 
+import duckdb
 import plotly.graph_objects as go
+import plotly.offline
 import pytest
 
-from dagster_project.lib.scorecards import page_name, render_site
+from dagster_project.lib import samples, scorecards
+from dagster_project.lib.scorecards import inline, page_name, render_site, script_json, single_file, single_file_name
+from dagster_project.paths import REPO_ROOT, DataPaths
+from tests.conftest import VENV_BIN
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SPEC = re.compile(r'<script type="application/json" id="(chart-\d+)-spec">(.*?)</script>', re.S)
@@ -82,14 +92,18 @@ def test_pages_refer_only_to_files_beside_them(reports):
             assert not re.match(r"^[a-z]+:", ref), ref
 
 
-def test_a_new_site_replaces_the_old_one_by_a_link_swap(reports, built_warehouse, tmp_path):
+def test_a_new_site_replaces_the_old_one_by_a_link_swap(reports, built_warehouse, tmp_path, monkeypatch):
     paths = built_warehouse[0]
     out = tmp_path / "reports"
     first = render_site(paths.published_db, out, "/* plotly */")
     old_page = first.root.resolve() / "index.html"
-    render_site(paths.published_db, out, "/* plotly */")
+    second = render_site(paths.published_db, out, "/* plotly */")
     assert old_page.exists()  # the previous site stays for a reader still on it
+    assert (first.n_rendered, second.n_rendered) == (first.n_institutions, 0)  # same data: every page linked
+    # Changed templates or code (a fix to the escaping) draw every page anew, whatever its data.
+    monkeypatch.setattr(scorecards, "_renderer_fingerprint", lambda: "another renderer")
     third = render_site(paths.published_db, out, "/* plotly */")
+    assert third.n_rendered == first.n_institutions
     assert not old_page.exists() and len(list(out.glob(".scorecards-*"))) == 2
     assert third.root.resolve().name.startswith(".scorecards-") and (third.root / "index.html").exists()
     # A copied data dir holds a folder where the link was: the next site moves it aside and links again.
@@ -139,4 +153,290 @@ def test_pages_render_in_headless_chromium(reports, browser, name, tmp_path_fact
     web.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+    context.close()
+
+
+def open_page(browser, url: str, allowed: str | None = None, charts: bool = True):
+    """A page with every request but ``allowed`` (default: any file:) refused and recorded, and its console errors,
+    uncaught errors and dialogs recorded, once its charts are drawn: (page, context, problems)."""
+    problems = {"errors": [], "requests": [], "dialogs": []}
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    web = context.new_page()
+    web.on("console", lambda m: problems["errors"].append(m.text) if m.type == "error" else None)
+    web.on("pageerror", lambda e: problems["errors"].append(str(e)))
+    web.on("dialog", lambda d: (problems["dialogs"].append(d.message), d.dismiss()))
+
+    def route(r):
+        if r.request.url == allowed or (allowed is None and r.request.url.startswith("file:")):
+            return r.continue_()
+        problems["requests"].append(r.request.url)
+        return r.abort()
+
+    web.route("**/*", route)
+    web.goto(url)
+    if charts:
+        web.wait_for_selector("body[data-charts-done='true']", timeout=30_000)
+    return web, context, problems
+
+
+def drawn_charts(web) -> int:
+    """How many charts the page has, each drawn by plotly (an svg, no error) or the assertion fails."""
+    charts = web.locator(".chart")
+    assert charts.count() == int(web.locator("body").get_attribute("data-charts-total"))
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        assert chart.get_attribute("data-rendered") == "true" and chart.get_attribute("data-render-error") is None
+        assert chart.locator("svg.main-svg").count() >= 1
+    return charts.count()
+
+
+# ---- any string, escaped for where it lands (issue 13, part 3) --------------------------------------------------
+
+HOSTILE = ("<!--<script>", "</script><script>window.__pwned=1</script>", '"><img src=x onerror="window.__pwned=1">',
+           "\u2028", "&amp;", "{{7*7}}")
+
+
+def test_chart_json_is_inert_in_a_script_element_and_parses_back():
+    value = {"names": list(HOSTILE), "quote": "it's", "line": "a\u2029b"}
+    text = str(script_json(value))
+    assert not set(text) & set("<>&'\u2028\u2029")
+    assert json.loads(text) == value
+
+
+def test_inlined_scripts_and_styles_end_only_where_they_should(browser):
+    script = inline('window.s = "</script><!--<script>"; // </SCRIPT> in a comment\nwindow.t = `</Script>`;',
+                    "script")
+    style = inline('p::after { content: "</style>"; }', "style")
+    assert "</script" not in script.lower() and "<!--" not in script and "</style" not in style
+    context = browser.new_context()
+    web = context.new_page()
+    web.set_content(f"<style>{style}</style><p></p><script>{script}</script><b id=after>after</b>")
+    assert web.evaluate("[window.s, window.t, document.getElementById('after').textContent]") == [
+        "</script><!--<script>", "</Script>", "after"]
+    assert web.evaluate("getComputedStyle(document.querySelector('p'), '::after').content") == '"</style>"'
+    context.close()
+
+
+REPO_PARTS = ("dagster_project", "dbt", "expectations", "dagster.yaml", "data/reference", "data/releases",
+              "data/samples", "data/templates")
+
+
+def _rewrite_csv(path: Path, key: str, column: str, values: dict[str, str]) -> None:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {r[key] for r in rows} >= set(values)
+    for r in rows:
+        r[column] = values.get(r[key], r[column])
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def hostile(built_warehouse, tmp_path_factory):
+    """`spbe build` once more, on a copy of the repository whose reference tables give hostile names to Sumedang,
+    the national top 3 of 2024, a province and an indicator, with a submission whose explanation and evidence
+    hold hostile text and a refused one under a hostile file name: (data dir, {institution id: name}, the
+    province's name)."""
+    con = duckdb.connect(str(built_warehouse[0].published_db), read_only=True)
+    top = [i for (i,) in con.execute("select institution_id from fct_rankings where year = 2024 and scope = "
+                                     "'national' and institution_id <> '32.11' order by rank, institution_id limit 3"
+                                     ).fetchall()]
+    con.close()
+    root = tmp_path_factory.mktemp("hostile")
+    repo = root / "repo"
+    for part in REPO_PARTS:
+        if (REPO_ROOT / part).is_dir():
+            shutil.copytree(REPO_ROOT / part, repo / part,
+                            ignore=shutil.ignore_patterns("__pycache__", "target", "logs"))
+        else:
+            shutil.copyfile(REPO_ROOT / part, repo / part)
+    names = {"32.11": f"Kabupaten Sumedang {HOSTILE[0]} {HOSTILE[1]}", top[0]: f"{HOSTILE[2]} {HOSTILE[5]}",
+             top[1]: f"Pemerintah {HOSTILE[4]}{HOSTILE[3]}{HOSTILE[0]}", top[2]: HOSTILE[0]}
+    province = f'Jawa Barat <a href="javascript:window.__pwned=1">{HOSTILE[5]}</a>'
+    _rewrite_csv(repo / "data/reference/institutions.csv", "institution_id", "name", names)
+    _rewrite_csv(repo / "data/reference/wilayah_provinsi.csv", "kode_kemendagri", "nama", {"32": province})
+    _rewrite_csv(repo / "data/reference/spbe_indikator_permen59_2020.csv", "indikator_no", "indikator_nama",
+                 {"33": f"Layanan Penganggaran {HOSTILE[1]}"})
+    paths = DataPaths(root / "data").ensure()
+    for sample in samples.generate([top[0]], years=(2024,), stages=("self_assessment", "final")):
+        doc = json.loads(sample.content)
+        for n, row in enumerate(doc["rows"]):
+            row["explanation"] = f"Fakta: {HOSTILE[n % len(HOSTILE)]} (hostile)"
+            row["evidence"] = f"bukti {HOSTILE[(n + 1) % len(HOSTILE)]}.pdf"
+        (paths.inbox / sample.name).write_text(json.dumps(doc), encoding="utf-8")
+    doc["rows"][1]["stage"] = HOSTILE[1]  # refused: the validation page shows the row, its stage included
+    (paths.inbox / '"><img src=x onerror=window.__pwned=1>.json').write_text(json.dumps(doc), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(repo), "SPBE_DATA_DIR": str(paths.root),
+           "DAGSTER_HOME": str(root / "dagster_home")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "dagster_project.cli", "build"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(f"hostile build: {time.monotonic() - started:.1f} s")
+    return paths, names, province
+
+
+def test_hostile_strings_reach_the_marts_unchanged(hostile):
+    paths, names, province = hostile
+    con = duckdb.connect(str(paths.published_db), read_only=True)
+    assert dict(con.execute("select institution_id, name from dim_institution where institution_id in ?",
+                            [list(names)]).fetchall()) == names
+    assert con.execute("select distinct province_name from dim_institution where province_code = '32'").fetchall() == [
+        (province,)]
+    assert {e for (e,) in con.execute("select distinct explanation from fct_indicator_levels").fetchall()} >= {
+        f"Fakta: {h} (hostile)" for h in HOSTILE}
+    con.close()
+
+
+def test_hostile_strings_never_leave_their_context_in_the_html(hostile):
+    site = hostile[0].reports / "scorecards"
+    pages = [site / "index.html", *site.glob("national-*.html"), *(site / "institutions").glob("*.html"),
+             hostile[0].reports / "validation.html"]
+    assert len(pages) > 600
+    for path in pages:
+        html = path.read_text(encoding="utf-8")
+        assert not re.search(r"<!--|<img|<script>window|<a href=\"javascript", html), path.name
+        for chart_id, spec in SPEC.findall(html):
+            assert not set(spec) & set("<>&\u2028\u2029") and json.loads(spec), (path.name, chart_id)
+
+
+@pytest.mark.parametrize("name", ["index.html", "national-2024.html", "national-2023.html", "validation.html",
+                                  "single-file", 0, 1, 2, 3])
+def test_hostile_names_show_as_written_and_every_chart_renders(hostile, browser, name, tmp_path):
+    """Each page opens with no script of the data run (no window.__pwned, no dialog, no request), every chart
+    drawn, and the names shown exactly as in the reference tables, in the text and in the charts."""
+    paths, names, province = hostile
+    iid = list(names)[name] if isinstance(name, int) else "32.11"
+    page = {"validation.html": paths.reports / "validation.html",
+            "single-file": tmp_path / single_file_name(iid)}.get(name)
+    if name == "single-file":
+        with duckdb.connect(str(paths.published_db), read_only=True) as con:
+            page.write_text(single_file(con, iid, plotly.offline.get_plotlyjs()).html, encoding="utf-8")
+    elif isinstance(name, int):
+        page = paths.reports / "scorecards" / "institutions" / page_name(iid)
+    page = page or paths.reports / "scorecards" / name
+    web, context, problems = open_page(browser, page.resolve().as_uri(), charts=name != "validation.html")
+    assert web.evaluate("typeof window.__pwned") == "undefined"
+    assert problems == {"errors": [], "requests": [], "dialogs": []}
+    n_charts = drawn_charts(web) if name != "validation.html" else 0
+    assert web.locator(".chart svg a").count() == 0  # no link made by plotly from a label
+    text = web.evaluate("document.body.textContent")
+    ticks = web.evaluate("[...document.querySelectorAll('.ytick text')].map(t => t.textContent)")
+    if str(name).startswith("national"):
+        assert n_charts == 5 and province in ticks
+        if name == "national-2024.html":  # the top 3 of 2024, in the ranking chart
+            assert {names[i] for i in list(names)[1:]} <= set(ticks)
+    elif name == "index.html":
+        assert all(n in text for n in names.values()) and province in text
+    elif name == "validation.html":
+        assert '"><img src=x onerror=window.__pwned=1>.json' in text
+        assert HOSTILE[1] in web.evaluate("[...document.querySelectorAll('td code')].map(c => c.textContent).join()")
+    else:
+        assert n_charts >= 2 and web.evaluate("document.querySelector('h1').textContent") == names[iid]
+        assert names[iid] in web.title()
+    if name in (0, "single-file"):  # Sumedang: its province, and a hostile indicator name in its next steps
+        assert province in text and f"Layanan Penganggaran {HOSTILE[1]}" in text
+    context.close()
+
+
+# ---- one page to send (issue 13, part 4) -------------------------------------------------------------------------
+
+class _References(HTMLParser):
+    """Every attribute that can load or link to something else, and every url() or @import of a stylesheet."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs, self.tags, self._in_style = [], set(), False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self._in_style = tag == "style"
+        self.refs += [v for k, v in attrs if k in ("src", "href", "srcset", "action", "formaction", "poster", "data",
+                                                   "background", "manifest")]
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.refs += re.findall(r"url\(\s*['\"]?([^'\")]*)", data) + re.findall(r"@import\s+['\"]?([^'\";]*)", data)
+
+
+@pytest.fixture(scope="module")
+def sent(built_warehouse, tmp_path_factory):
+    """`spbe report --institution 32.11 --single-file --out DIR` on the built warehouse: (the file, stdout)."""
+    out = tmp_path_factory.mktemp("sent")
+    started = time.monotonic()
+    done = subprocess.run([str(VENV_BIN / "spbe"), "report", "--institution", "32.11", "--single-file", "--out",
+                           str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SPBE_DATA_DIR": str(built_warehouse[0].root)})
+    assert done.returncode == 0, done.stderr
+    print(f"spbe report --single-file: {time.monotonic() - started:.1f} s")
+    return out / "scorecard-32.11.html", done.stdout
+
+
+def test_spbe_report_prints_the_path_and_size_of_the_file_it_wrote(sent):
+    path, stdout = sent
+    size = path.stat().st_size
+    assert stdout == f"{path}  {size / 1e6:.1f} MB, 4 charts, opens offline\n"
+    assert size > 4e6 and list(path.parent.iterdir()) == [path]
+    print(f"single file: {size:,} bytes")
+
+
+def test_spbe_report_writes_under_the_reports_folder_by_default_named_by_the_id(built_warehouse, monkeypatch, capsys):
+    from dagster_project import cli
+
+    paths = built_warehouse[0]
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    expected = paths.reports / "single" / "scorecard-32.11-2023.html"
+    try:
+        assert cli.main(["report", "--institution", "32.11", "--single-file", "--year", "2023"]) == 0
+        assert capsys.readouterr().out.startswith(f"{expected}  ")
+        html = expected.read_text(encoding="utf-8")
+        assert "As of 2023: the results of later years are left out." in html and ">4.14<" in html
+        assert ">4.51<" not in html  # Sumedang's 2024 index
+    finally:
+        shutil.rmtree(paths.reports / "single", ignore_errors=True)
+    assert cli.main(["report", "--institution", "sumedang", "--single-file"]) == 2
+    assert "32.11 (Kabupaten Sumedang)" in capsys.readouterr().err
+    assert cli.main(["report", "--institution", "32.11", "--single-file", "--year", "2019"]) == 2
+    assert "years are 2023, 2024" in capsys.readouterr().err
+    assert cli.main(["report", "--institution", "32.11"]) == 0  # without --single-file: the site's page
+    assert capsys.readouterr().out.strip() == str(paths.reports / "scorecards" / "institutions" / "32.11.html")
+
+
+def test_the_single_file_refers_to_no_other_file(sent, reports):
+    site_page = _References()  # the parser finds what a page of the site refers to
+    site_page.feed(page(reports, "institutions", page_name("32.11")))
+    assert {"../assets/report.css", "../assets/plotly.min.js", "../assets/report.js", "../index.html"} <= set(
+        site_page.refs)
+    parser = _References()
+    parser.feed(sent[0].read_text(encoding="utf-8"))
+    assert {"style", "script"} <= parser.tags and "link" not in parser.tags
+    assert all(r.startswith(("#", "data:")) for r in parser.refs), parser.refs
+
+
+def test_the_single_file_opens_offline_and_prints_to_a4(sent, browser, tmp_path):
+    alone = tmp_path / "mail" / sent[0].name  # as received: no other file beside it
+    alone.parent.mkdir()
+    shutil.copyfile(sent[0], alone)
+    url = alone.as_uri()
+    started = time.monotonic()
+    web, context, problems = open_page(browser, url, allowed=url)
+    print(f"single file drawn in {time.monotonic() - started:.2f} s")
+    assert problems == {"errors": [], "requests": [], "dialogs": []}
+    assert drawn_charts(web) == 4 and web.locator("header nav, header a").count() == 0
+    # Before printing, every chart is redrawn at the width of the A4 page less its margins (186 mm), and back after.
+    widths = "[...document.querySelectorAll('.chart svg.main-svg:first-child')].map(s => s.getBBox().width)"
+    screen = web.evaluate(widths)
+    web.evaluate("dispatchEvent(new Event('beforeprint'))")
+    assert all(abs(w - 186 * 96 / 25.4) < 1 for w in web.evaluate(widths)), web.evaluate(widths)
+    web.evaluate("dispatchEvent(new Event('afterprint'))")
+    assert web.evaluate(widths) == screen
+    started = time.monotonic()
+    pdf = web.pdf(format="A4")
+    n_pages = len(re.findall(rb"/Type\s*/Page\b", pdf))  # not /Pages
+    print(f"A4 PDF: {n_pages} pages, {len(pdf):,} bytes, {time.monotonic() - started:.2f} s")
+    assert pdf.startswith(b"%PDF") and 3 <= n_pages <= 12
+    assert all(abs(float(w) - 595.9) < 1 and abs(float(h) - 842.9) < 1
+               for w, h in re.findall(rb"/MediaBox\s*\[0 0 ([\d.]+) ([\d.]+)\]", pdf))
     context.close()

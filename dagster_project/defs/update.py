@@ -221,7 +221,8 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
                 raise dg.Failure("not published: the build database reads files outside SPBE_DATA_DIR "
                                  f"({paths.root}): {'; '.join(stray[:5])}. Run `spbe build --force`.")
             result = publish_marts(paths, context.run.run_id, [n.name for n in graph.marts], plan.position,
-                                   fingerprint, keep_setting())
+                                   fingerprint, keep_setting(),
+                                   docs={n.name: (n.description, n.columns) for n in graph.marts})
             tables = result.manifest["tables"]
             yield dg.MaterializeResult(asset_key=PUBLISHED_KEY, metadata={
                 "path": dg.MetadataValue.path(str(result.path)),

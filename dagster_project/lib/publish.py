@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,14 @@ MANIFEST_TABLE = "publish_manifest"
 STORAGE_VERSION = "v0.10.0"
 
 
+MANIFEST_DESCRIPTION = ("What this file holds and where it came from: run id, code version, build fingerprint, "
+                        "ingest-log position and hash, input hashes, row counts and checksums, storage format.")
+MANIFEST_COLUMNS = (("key", "What the value is: run_id, published_at, code_version, log_position, tables, ..."),
+                    ("value", "The value, as JSON."))
+# table -> (description, ((column, description), ...)), from the dbt YAML
+TableDocs = Mapping[str, tuple[str, Sequence[tuple[str, str]]]]
+
+
 @dataclass(frozen=True)
 class PublishResult:
     path: Path
@@ -38,7 +47,8 @@ class PublishResult:
 
 
 def _literal(text: str) -> str:
-    """A SQL string literal. Only for ATTACH, which takes no bound parameters; paths here are ours."""
+    """A SQL string literal, for ATTACH and COMMENT ON, which take no bound parameters (our paths and our
+    dbt descriptions only)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -84,8 +94,20 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
     return out
 
 
+def _describe(con: duckdb.DuckDBPyConnection, docs: TableDocs) -> None:
+    """The dbt YAML's descriptions as table and column comments, so that any client (DBeaver, the CLI's
+    duckdb_columns(), `spbe export`) shows what a column means."""
+    columns = {(t, c) for t, c in con.execute("select table_name, column_name from duckdb_columns()").fetchall()}
+    for table, (description, column_docs) in docs.items():
+        if description:
+            con.execute(f"comment on table main.{_ident(table)} is {_literal(description)}")
+        for column, text in column_docs:
+            if text and (table, column) in columns:
+                con.execute(f"comment on column main.{_ident(table)}.{_ident(column)} is {_literal(text)}")
+
+
 def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], inputs: dict[str, Any],
-                 fingerprint: str, data_dir: Path) -> dict[str, Any]:
+                 fingerprint: str, data_dir: Path, docs: TableDocs) -> dict[str, Any]:
     """A new DuckDB file with the named marts and a publish_manifest table; returns the manifest."""
     con = duckdb.connect(str(target), config={"storage_compatibility_version": STORAGE_VERSION})
     try:
@@ -110,6 +132,7 @@ def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], i
         con.execute(f"create table {MANIFEST_TABLE} (key varchar, value json)")
         con.executemany(f"insert into {MANIFEST_TABLE} values (?, ?)",  # noqa: S608
                         [(k, json.dumps(v)) for k, v in manifest.items()])
+        _describe(con, {**docs, MANIFEST_TABLE: (MANIFEST_DESCRIPTION, MANIFEST_COLUMNS)})
         con.execute("checkpoint")
     finally:
         con.close()
@@ -127,7 +150,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def publish_marts(paths: DataPaths, run_id: str, tables: list[str], position: int, fingerprint: str,
-                  keep_snapshots: int = 0) -> PublishResult:
+                  keep_snapshots: int = 0, docs: TableDocs | None = None) -> PublishResult:
     """Copy the named mart tables of the build database into a new file and swap it in; the manifest records
     the ingest-log position the build read up to. Keep it as one of the last ``keep_snapshots`` snapshots
     (lib/snapshots.py).
@@ -144,7 +167,8 @@ def publish_marts(paths: DataPaths, run_id: str, tables: list[str], position: in
             stale.unlink(missing_ok=True)
         tmp = published_db.with_name(f".{published_db.name}.{run_id}.partial")
         try:
-            manifest = _write_marts(paths.build_db, tmp, run_id, tables, inputs, fingerprint, paths.root)
+            manifest = _write_marts(paths.build_db, tmp, run_id, tables, inputs, fingerprint, paths.root,
+                                    docs or {})
             os.replace(tmp, published_db)
             _fsync_dir(published_db.parent)
         finally:

@@ -7,6 +7,11 @@ by swapping the ``scorecards`` symlink, so a reader never sees a half-written si
 An institution's page is a function of its own rows of the marts (and of the years covered). Each site keeps
 a fingerprint of those rows per page; the next site re-renders only the pages whose rows changed and hard-
 links the others from the previous site (one dropped file re-renders a page or two, not 629).
+
+Any string from the data (a name in a reference table, a submission's text) reaches a page only escaped for
+where it lands: HTML by Jinja's autoescape (on for every template), chart JSON in a <script> element by
+``script_json``, chart labels by ``charts.literal``. ``single_file`` writes one institution's scorecard as one
+HTML file with the CSS and every script inlined, to send by mail or print to PDF.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
 from dagster_project.lib.archive import utc_now
 from dagster_project.lib.scorecards import charts
@@ -31,6 +37,7 @@ from dagster_project.lib.scorecards.data import (
     SECTIONS,
     TREND_SQL,
     ScorecardData,
+    as_of,
     load,
 )
 
@@ -57,11 +64,39 @@ def page_name(institution_id: str) -> str:
     return f"{_SAFE.sub('_', institution_id)}.html"
 
 
+def single_file_name(institution_id: str, year: int | None = None) -> str:
+    """The default name of a single-file scorecard: from the registry id, never from a name in the data."""
+    return f"scorecard-{page_name(institution_id).removesuffix('.html')}{f'-{year}' if year else ''}.html"
+
+
+# In a <script> element, "</script" ends it, and "<!--" followed by "<script" makes the parser skip the real end
+# tag: the rest of the page, plotly included, becomes script text and every chart stays blank. JSON may write
+# any character of a string as an escape, so none of these ever appears; U+2028/U+2029 end a line in older
+# JavaScript.
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027",
+                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(value) -> Markup:
+    """``value`` as JSON that is inert inside a <script> element (Jinja's htmlsafe_json_dumps, plus U+2028/9)."""
+    return Markup(json.dumps(value, separators=(",", ":"), ensure_ascii=False).translate(_SCRIPT_ESCAPES))
+
+
+def inline(text: str, tag: str) -> Markup:
+    """Our own CSS or JavaScript as the body of a <style> or <script> element. Only "</style" or "</script" ends
+    it (and in a script, "<!--" can hide that end); escaped, each means the same inside a string, a regular
+    expression or a comment, the only places a stylesheet or a minified library has them."""
+    text = re.sub(f"</(?={tag})", lambda _: "<\\/", text, flags=re.IGNORECASE)
+    return Markup(text.replace("<!--", "<\\!--") if tag == "script" else text)
+
+
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    # Autoescape for every template, whatever its name: a page is HTML through and through.
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True)
     env.filters["num"] = lambda v, digits=2: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
     env.filters["page"] = page_name
+    env.filters["script_json"] = script_json
     return env
 
 
@@ -69,12 +104,11 @@ class _Figures:
     """Collects figure specs for one page; each becomes a <script type="application/json"> beside its <div>."""
 
     def __init__(self):
-        self.specs: list[tuple[str, str]] = []
+        self.specs: list[tuple[str, dict]] = []
 
     def add(self, figure: dict) -> str:
         chart_id = f"chart-{len(self.specs) + 1}"
-        # "</" would end the script element early: JSON allows the escaped form.
-        self.specs.append((chart_id, json.dumps(figure, separators=(",", ":")).replace("</", "<\\/")))
+        self.specs.append((chart_id, charts.literal(figure)))
         return chart_id
 
 
@@ -82,7 +116,8 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
-def _institution_page(data: ScorecardData, inst: dict, env: Environment, generated_at: str) -> tuple[str, int]:
+def _institution_page(data: ScorecardData, inst: dict, env: Environment, generated_at: str,
+                      standalone: dict | None = None, year: int | None = None) -> tuple[str, int]:
     iid = inst["institution_id"]
     figures = _Figures()
     index, computed, ranks = data.of(iid, "index"), data.of(iid, "computed"), data.of(iid, "ranks")
@@ -94,7 +129,8 @@ def _institution_page(data: ScorecardData, inst: dict, env: Environment, generat
     plans = [{"target_id": t, "basis": b, "steps": [s for s in steps if (s["target_id"], s["basis"]) == (t, b)]}
              for t, b in keys]
     html = env.get_template("institution.html").render(
-        root="../", years=data.years, inst=inst, generated_at=generated_at, latest_year=latest_year,
+        root="../", standalone=standalone, as_of=year, years=data.years, inst=inst, generated_at=generated_at,
+        latest_year=latest_year,
         index=index, ranks=[r for r in ranks if r["year"] == latest_year], targets=targets, plans=plans,
         priorities=data.of(iid, "priorities"), mentors=data.of(iid, "mentors")[:12],
         methodology=data.of(iid, "methodology"), verification_year=verification_year,
@@ -144,9 +180,18 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _fingerprint(data: ScorecardData, institution: dict) -> str:
+def _renderer_fingerprint() -> str:
+    """The code and templates that draw a page: a page of the previous site is reused only if they are the same
+    (a fix to the escaping reaches every page, not only those whose data changed)."""
+    h = hashlib.sha256()
+    for path in sorted([*HERE.glob("*.py"), *(HERE / "templates").glob("*.html")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _fingerprint(data: ScorecardData, institution: dict, renderer: str) -> str:
     rows = {section: data.of(institution["institution_id"], section) for section in SECTIONS}
-    return hashlib.sha256(json.dumps([institution, data.years, rows], sort_keys=True, default=str).encode()
+    return hashlib.sha256(json.dumps([renderer, institution, data.years, rows], sort_keys=True, default=str).encode()
                           ).hexdigest()
 
 
@@ -187,11 +232,11 @@ def render_site(published_db: Path, reports_dir: Path, plotly_js: str, reuse: bo
         _write(folder / f"national-{year}.html", html)
         n_charts += n
     previous, known = _previous_site(reports_dir) if reuse else (None, {})
-    fingerprints, rendered = {}, 0
+    fingerprints, rendered, renderer = {}, 0, _renderer_fingerprint()
     for inst in institutions:
         iid = inst["institution_id"]
         page = folder / "institutions" / page_name(iid)
-        fingerprints[iid] = _fingerprint(data, inst)
+        fingerprints[iid] = _fingerprint(data, inst, renderer)
         if previous is not None and known.get(iid) == fingerprints[iid] and _link(previous / page.relative_to(folder),
                                                                                   page):
             continue
@@ -228,3 +273,41 @@ def _link(source: Path, target: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class SingleFile:
+    html: str
+    institution_id: str
+    year: int | None  # as of this year; None: every published year
+    n_charts: int
+
+
+def _unknown(institutions: pd.DataFrame, wanted: str) -> str:
+    """Why there is no scorecard for ``wanted``, with the ids of institutions whose name or id contains it."""
+    hits = institutions[institutions["name"].str.contains(wanted, case=False, regex=False)
+                        | institutions["institution_id"].str.contains(wanted, case=False, regex=False)].head(8)
+    hint = "".join(f"\n  {i} ({n})" for i, n in zip(hits["institution_id"], hits["name"], strict=True))
+    return (f"no scorecard for institution id {wanted!r}: ids are Kemendagri codes (32.11) or slugs "
+            "(kementerian-pertanian), as in dim_institution" + (f"; matching:{hint}" if hint else ""))
+
+
+def single_file(con: duckdb.DuckDBPyConnection, institution_id: str, plotly_js: str,
+                year: int | None = None) -> SingleFile:
+    """One institution's scorecard as one HTML file that opens offline anywhere: the CSS and every script
+    (plotly included) inlined, no link to another file. ``year``: as it stood after that year's results.
+    Raises LookupError for an institution or a year the warehouse has no scorecard for."""
+    data = load(con)
+    match = data.institutions[data.institutions["institution_id"] == institution_id]
+    if match.empty:
+        raise LookupError(_unknown(data.institutions, institution_id))
+    if year is not None:
+        if year not in data.years:
+            raise LookupError(f"no results published for {year}: years are {', '.join(map(str, data.years))}")
+        data = as_of(data, year)
+    asset = (HERE / "assets").joinpath
+    standalone = {"css": inline(asset("report.css").read_text(encoding="utf-8"), "style"),
+                  "scripts": [inline(plotly_js, "script"), inline(asset("report.js").read_text(encoding="utf-8"),
+                                                                         "script")]}
+    html, n_charts = _institution_page(data, _records(match)[0], _environment(), utc_now(), standalone, year)
+    return SingleFile(html, institution_id, year, n_charts)

@@ -28,6 +28,23 @@ def _layout(title: str, **extra) -> dict:
     return layout
 
 
+# Where a trace carries text from the data: plotly draws these as its own HTML subset (<b>, <br>, <a href>) and
+# decodes entities, so "&", "<" and ">" written as entities show as themselves.
+_DATA_TEXT = ("x", "y", "text", "name", "customdata")
+_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def literal(figure: dict) -> dict:
+    """``figure`` with every string of the data shown as written (hover templates and titles are ours)."""
+    def text(value):
+        if isinstance(value, str):
+            return value.translate(_ENTITIES)
+        return [text(v) for v in value] if isinstance(value, list) else value
+
+    return {**figure, "data": [{k: text(v) if k in _DATA_TEXT else v for k, v in trace.items()}
+                               for trace in figure["data"]]}
+
+
 def _values(series: pd.Series) -> list:
     """JSON-ready values: NaN becomes null (a gap in the line), numpy scalars become Python ones."""
     return [None if v is None or (isinstance(v, float) and math.isnan(v)) else

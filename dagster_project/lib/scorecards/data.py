@@ -6,7 +6,7 @@ page shows the one query that reproduces it (``Section.sql_for``), runnable as i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pandas as pd
@@ -40,10 +40,10 @@ SECTIONS = {
     "targets": Section("target_id, applies_as, target_value, target_year, latest_year, latest_value, gap, "
                        "required_annual_gain, projected_value, status, source_status",
                        "fct_target_gap", "subject_type = 'institution'", "applies_as, target_id", "subject_id"),
-    "steps": Section("target_id, basis, year, stage, step_no, item_type, item_no, item_name, from_level, to_level, "
+    "steps": Section("target_id, basis, year, stage, step_no, item_type, item_no, item_name, from_value, to_value, "
                      "gain, index_after, n_steps, is_reachable", "fct_target_steps", "",
                      "target_id, basis, step_no"),
-    "priorities": Section("year, basis, stage, priority_rank, item_type, item_no, item_name, current_level, "
+    "priorities": Section("year, basis, stage, priority_rank, item_type, item_no, item_name, current_value, "
                           "gain_per_step, steps_available", "fct_improvement_priorities", "priority_rank <= 10",
                           "year desc, basis, priority_rank, item_no"),
     "verification": Section("year, indicator, indicator_name, self_assessed_level, final_level, over_claim",
@@ -103,4 +103,23 @@ def load(con: duckdb.DuckDBPyConnection) -> ScorecardData:
         national_ranks=con.execute(NATIONAL_RANKS_SQL + " order by u.year, u.published_rank, d.name").df(),
         trend=con.execute(TREND_SQL + " order by entity_type, entity_id, year").df(),
         national_targets=con.execute(NATIONAL_TARGETS_SQL + " order by target_year, target_id").df(),
+    )
+
+
+def as_of(data: ScorecardData, year: int) -> ScorecardData:
+    """The scorecards as they stood after ``year``'s results: rows of later years left out. A target's gap is
+    measured from its latest published year, so it stays only if that year is not later; the national targets
+    stay (each is about a year to come)."""
+    def kept(section: str, row: dict) -> bool:
+        row_year = row["latest_year"] if section == "targets" else row["year"]
+        return row_year is None or row_year <= year
+
+    return replace(
+        data,
+        per_institution={iid: {section: [r for r in rows if kept(section, r)] for section, rows in sections.items()}
+                         for iid, sections in data.per_institution.items()},
+        years=[y for y in data.years if y <= year],
+        groups=data.groups[data.groups["year"] <= year],
+        national_ranks=data.national_ranks[data.national_ranks["year"] <= year],
+        trend=data.trend[data.trend["year"] <= year],
     )

@@ -3,15 +3,18 @@ failed expectations the rules, counts and sample rows from its JSON report. data
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
 from dagster_project.lib.archive import utc_now, write_atomically
 from dagster_project.lib.ingest import report_file
 from dagster_project.lib.ingest_log import read_lines
+from dagster_project.lib.scorecards import inline
 from dagster_project.paths import DataPaths
 
 HERE = Path(__file__).parent
@@ -29,6 +32,12 @@ def _report(paths: DataPaths, entry: dict) -> dict | None:
     return None
 
 
+def _json_text(value) -> Markup:
+    """Rows as JSON in HTML text: escaped for HTML (Jinja's tojson escapes for a <script>, and the page would show
+    a name's "<" as \\u003c)."""
+    return Markup(html.escape(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str), quote=False))
+
+
 def render_validation(paths: DataPaths) -> tuple[Path, dict[str, int]]:
     log = read_lines(paths.ingest_log)
     counts = Counter((e.get("dataset"), e.get("status")) for e in log)
@@ -38,9 +47,10 @@ def render_validation(paths: DataPaths) -> tuple[Path, dict[str, int]]:
     for entry in reversed(flagged[-MAX_LISTED:]):  # newest first
         report = _report(paths, entry) or {}
         listed.append({**entry, "failed": report.get("failed", []), "evaluated": report.get("evaluated")})
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    env.filters["json_text"] = _json_text
     html = env.get_template("validation.html").render(
-        generated_at=utc_now(), css=(HERE / "assets" / "report.css").read_text(encoding="utf-8"),
+        generated_at=utc_now(), css=inline((HERE / "assets" / "report.css").read_text(encoding="utf-8"), "style"),
         summary=[{"dataset": d, "status": s, "files": n} for (d, s), n in sorted(counts.items(), key=str)],
         n_files=len(log), n_flagged=len(flagged), listed=listed, max_listed=MAX_LISTED)
     target = paths.reports / "validation.html"

@@ -10,7 +10,7 @@ with peer_groups as (
 
 members as (
     select g.peer_scope, g.peer_group, i.institution_id, i.year, i.basis, i.item_type, i.item_no, i.item_name,
-           i.current_level as value
+           i.current_value as value
     from {{ ref('int_improvement_items') }} as i
     inner join peer_groups as g using (institution_id, year)
 ),

@@ -18,8 +18,8 @@ steps as (
     select
         items.*,
         k as step_of_item,
-        least(items.current_level + (k - 1) * items.level_per_step, 5) as from_level,
-        least(items.current_level + k * items.level_per_step, 5) as to_level
+        least(items.current_value + (k - 1) * items.level_per_step, 5) as from_value,
+        least(items.current_value + k * items.level_per_step, 5) as to_value
     from items
     cross join unnest(range(1, items.steps_available + 1)) as s(k)
 ),
@@ -28,7 +28,7 @@ ordered as (
     select
         *,
         row_number() over (
-            partition by institution_id, year, basis order by gain_per_step desc, from_level, item_no, step_of_item
+            partition by institution_id, year, basis order by gain_per_step desc, from_value, item_no, step_of_item
         ) as step_no
     from steps
 ),
@@ -75,8 +75,8 @@ select
     item_no,
     item_name,
     domain_no,
-    round(from_level, 4) as from_level,
-    round(to_level, 4) as to_level,
+    round(from_value, 4) as from_value,
+    round(to_value, 4) as to_value,
     round(gain_per_step, 6) as gain,
     round(cumulative_gain, 6) as cumulative_gain,
     round(current_index + cumulative_gain, 4) as index_after,

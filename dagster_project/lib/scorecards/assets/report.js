@@ -2,6 +2,8 @@
 // data-render-error), so a broken chart is never silently blank.
 (function () {
   "use strict";
+  // The printed width of a chart: A4 (210 mm) less the side margins of @page in report.css.
+  var PRINT_WIDTH_MM = 210 - 2 * 12, PRINT_MAX_HEIGHT_MM = 230, PX_PER_MM = 96 / 25.4;
   var charts = document.querySelectorAll(".chart");
   var pending = charts.length;
   document.body.dataset.chartsTotal = String(charts.length);
@@ -23,6 +25,26 @@
     div.textContent = "This chart could not be drawn: " + err;
     console.error("chart " + div.id + ": " + err);
   }
+  // Plotly draws at the screen's width, which the printed page does not have: before printing, redraw each chart
+  // at the page's width (no taller than a page), and as it was afterwards.
+  function drawn() {
+    return Array.prototype.filter.call(charts, function (div) { return div.dataset.rendered === "true"; });
+  }
+  window.addEventListener("beforeprint", function () {
+    drawn().forEach(function (div) {
+      var height = div.layout.height || div.clientHeight;
+      div.dataset.screenHeight = String(height);
+      Plotly.relayout(div, {width: PRINT_WIDTH_MM * PX_PER_MM, height: Math.min(height, PRINT_MAX_HEIGHT_MM * PX_PER_MM)});
+    });
+  });
+  window.addEventListener("afterprint", function () {
+    drawn().forEach(function (div) {
+      if (div.dataset.screenHeight) {
+        Plotly.relayout(div, {width: null, height: Number(div.dataset.screenHeight)});
+        delete div.dataset.screenHeight;
+      }
+    });
+  });
   var filter = document.getElementById("filter");
   if (filter) {
     filter.addEventListener("input", function () {
