@@ -1,6 +1,6 @@
 """Dagster's standard entry points work from the repository root with a plain PATH, the environment not
-activated: `dagster dev` and `dg dev` load the code location under the one name `spbe_monitor`, and a run
-started from a plain PATH finds dbt (in process, beside the running Python)."""
+activated: `dagster dev` and `dg dev` load the code location under the one name `spbe_monitor`. A run started
+from a plain PATH, dbt included: test_two_commands_at_once_each_report_their_own_files in test_event_path.py."""
 
 import json
 import os
@@ -9,11 +9,8 @@ import subprocess
 import time
 import urllib.request
 
-import pytest
-
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
-from tests.test_event_path import submission
 from tests.test_webserver import free_port
 
 PLAIN_PATH = "/usr/bin:/bin"
@@ -73,14 +70,3 @@ def test_dagster_dev_and_dg_dev_load_the_code_location_without_an_activated_envi
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-
-
-@pytest.mark.usefixtures("copy_of_built")
-def test_a_run_started_from_a_plain_path_builds_with_dbt(tmp_path):
-    dropped = tmp_path / "luwu.json"
-    dropped.write_bytes(submission("73.17"))
-    env = {**plain_env(tmp_path, "ingest"), "SPBE_DATA_DIR": os.environ["SPBE_DATA_DIR"]}
-    proc = subprocess.run([str(VENV_BIN / "spbe"), "ingest", str(dropped)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "luwu.json: loaded" in proc.stdout and "published" in proc.stdout, proc.stdout

@@ -258,11 +258,14 @@ def wait_for_build_lock(paths: DataPaths, process: subprocess.Popen, timeout: fl
 
 
 def test_two_commands_at_once_each_report_their_own_files(copy_of_built, tmp_path):
-    """Defect 7: each printed the other's files, and one exited 1 for the other's quarantined file."""
+    """Defect 7: each printed the other's files, and one exited 1 for the other's quarantined file. Both run
+    with a plain PATH, the environment not activated: dbt runs in process, found beside the running Python
+    (with `dagster dev` it once was "not found on PATH"; tests/test_entry_points.py)."""
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_bytes(submission("73.17", level=2))
     bad.write_bytes(b"not json")
-    first, second = spbe("ingest", str(good)), spbe("ingest", str(bad))
+    plain = {**os.environ, "PATH": "/usr/bin:/bin"}
+    first, second = spbe("ingest", str(good), env=plain), spbe("ingest", str(bad), env=plain)
     out_good, err_good = first.communicate(timeout=600)
     out_bad, _ = second.communicate(timeout=600)
     assert first.returncode == 0, err_good

@@ -302,8 +302,8 @@ def test_hostile_strings_never_leave_their_context_in_the_html(hostile):
             assert not set(spec) & set("<>&\u2028\u2029") and json.loads(spec), (path.name, chart_id)
 
 
-@pytest.mark.parametrize("name", ["index.html", "national-2024.html", "national-2023.html", "validation.html",
-                                  "single-file", 0, 1, 2, 3])
+# Every page is checked as text above; in the browser, one page of each kind (the suite's time is shared).
+@pytest.mark.parametrize("name", ["index.html", "national-2024.html", "validation.html", "single-file", 0])
 def test_hostile_names_show_as_written_and_every_chart_renders(hostile, browser, name, tmp_path):
     """Each page opens with no script of the data run (no window.__pwned, no dialog, no request), every chart
     drawn, and the names shown exactly as in the reference tables, in the text and in the charts."""

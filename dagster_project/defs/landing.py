@@ -41,6 +41,7 @@ from dagster_project.lib.ingest import (
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.processes import owner_of
 from dagster_project.lib.sources import SourceConfig, list_releases
+from dagster_project.lib.storage_caps import EVICTED_LOG, evictions
 from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 
 MAX_TABLE_ROWS = 500  # files listed in the run's metadata and logged one by one, rejected ones first
@@ -64,9 +65,13 @@ def land_event(context: dg.AssetExecutionContext, config, source: SourceConfig, 
     return_orphans(paths.inbox)
     yield from _releases(context, config, source, paths, landed)
     yield from _submissions(context, config, paths, landed)
+    evicted = evictions(paths.quarantine, context.run.run_id)  # refused files whose bytes made room
+    for record in evicted[:MAX_TABLE_ROWS]:
+        context.log.warning(f"evicted: {record['why']}; recorded in {paths.quarantine / EVICTED_LOG}")
     if landed.results:
         yield dg.MaterializeResult(asset_key=INGEST_LOG_KEY, metadata={
-            "lines": len(landed.results), "path": dg.MetadataValue.path(str(paths.ingest_log))})
+            "lines": len(landed.results), "path": dg.MetadataValue.path(str(paths.ingest_log)),
+            **({"evicted_refused_files": len(evicted)} if evicted else {})})
     if landed.refused:  # seen at once in the Runs list
         context.instance.add_run_tags(context.run.run_id, {"quarantined": str(len(landed.refused)),
                                                        "spbe/failed_check": "submissions_suite"

@@ -1,14 +1,20 @@
 """Archive: every received file is kept byte for byte under its sha256 before anything parses it, and
-every file we write appears whole under its name (written aside, made durable, renamed). Nothing received
-is deleted or overwritten."""
+every file we write appears whole under its name (written aside, made durable, renamed). Nothing accepted
+is ever deleted or overwritten.
+
+**Kept once.** A refused file's bytes stay in the archive; ``quarantine/<sha256>.<ext>`` is a second name
+for the same file (a hard link, or a relative symbolic link where the file system has none), never a copy.
+Refused files may be evicted to keep within the caps (``lib/storage_caps.py``).
+"""
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
-import shutil
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,20 +60,46 @@ def write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
-def copy_atomically(source: Path, target: Path) -> None:
-    """Stream a file to a temp name beside ``target``, fsync, rename: never a half copy under the real name."""
+def _link_beside(source: Path, target: Path) -> Path:
+    """A second name for ``source`` at a temporary name beside ``target``: a hard link (the bytes are kept
+    once), or a relative symbolic link where the two folders cannot share a file (another file system)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
+        os.link(source, tmp)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP):
+            raise
+        os.symlink(os.path.relpath(source, target.parent), tmp)  # relative: the data dir can still move
+    return tmp
+
+
+def _already(source: Path, target: Path) -> bool:
+    """Whether ``target`` is already a name of ``source`` (renaming a link onto its twin would do nothing and
+    leave the temporary name behind)."""
+    try:
+        return os.path.samefile(source, target)
+    except OSError:
+        return False
+
+
+def link_atomically(source: Path, target: Path) -> None:
+    """``target`` as a second name of ``source``, read-only (see ``DurableBatch.link``), replacing whatever had
+    that name."""
+    if _already(source, target):
+        return
+    tmp = _link_beside(source, target)
+    try:
+        os.chmod(tmp, 0o444)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the bytes are durable already (archived); only the new name is not
+    finally:
+        os.close(fd)
 
 
 def archive_bytes(archive_dir: Path, content: bytes, ext: str) -> tuple[str, Path]:
@@ -104,7 +136,7 @@ class DurableBatch:
     """
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Path, Path]] = []  # (temporary, target)
+        self._pending: list[tuple[Path, Path, int]] = []  # (temporary, target, mode)
         self._targets: set[Path] = set()
 
     def _temporary(self, target: Path) -> tuple[int, Path]:
@@ -122,15 +154,11 @@ class DurableBatch:
             raise
         self._add(tmp, target)
 
-    def copy(self, source: Path, target: Path) -> None:
-        fd, tmp = self._temporary(target)
-        try:
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._add(tmp, target)
+    def link(self, source: Path, target: Path) -> None:
+        """``target`` as a second name of ``source`` at commit: a refused file is kept once, and read-only, so
+        that nobody edits the archived bytes through their quarantine name."""
+        if not _already(source, target):
+            self._add(_link_beside(source, target), target, mode=0o444)
 
     def reserve(self, target: Path) -> Path:
         """A temporary path for a writer of its own (DuckDB's COPY), put in place as ``target`` at commit."""
@@ -160,18 +188,26 @@ class DurableBatch:
             self._add(tmp, target)
         return h.hexdigest(), target
 
-    def _add(self, tmp: Path, target: Path) -> None:
-        self._pending.append((tmp, target))
+    def holds(self, target: Path) -> bool:
+        """Whether ``target`` is put in place at commit."""
+        return target in self._targets
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def _add(self, tmp: Path, target: Path, mode: int = 0o644) -> None:
+        self._pending.append((tmp, target, mode))
         self._targets.add(target)
 
     def commit(self) -> None:
         if not self._pending:
             return
-        directories = {t.parent for _, t in self._pending}
+        directories = {t.parent for _, t, _ in self._pending}
         for directory in directories:
             _syncfs(directory)  # one call per file system in practice: they all share the data dir's
-        for tmp, target in self._pending:
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; landed files are for readers too
+        for tmp, target, mode in self._pending:
+            os.chmod(tmp, mode)  # mkstemp makes 0600; landed files are for readers too
             os.replace(tmp, target)
         for directory in directories:
             _syncfs(directory)
@@ -179,7 +215,7 @@ class DurableBatch:
         self._targets.clear()
 
     def discard(self) -> None:
-        for tmp, _ in self._pending:
+        for tmp, _, _ in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending.clear()
         self._targets.clear()

@@ -25,13 +25,21 @@ import duckdb
 import pandas as pd
 import requests
 
-from dagster_project.lib.archive import DurableBatch, copy_atomically, utc_now, write_atomically
+from dagster_project.lib.archive import (
+    DurableBatch,
+    archive_path,
+    file_sha256,
+    link_atomically,
+    utc_now,
+    write_atomically,
+)
 from dagster_project.lib.inbox import Claim
-from dagster_project.lib.ingest_log import IngestLog
+from dagster_project.lib.ingest_log import ACCEPTED, IngestLog, read_lines
 from dagster_project.lib.quality import plain_reason, suite_path, validate_frame, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
 from dagster_project.lib.releases import ReleaseFormatError, normalize_release, read_release_csv
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig, fetch_release
+from dagster_project.lib.storage_caps import Storage, StorageFull, storage
 from dagster_project.lib.submissions import (
     FILE_INDEX,
     MAX_FILE_BYTES,
@@ -108,17 +116,42 @@ Parser = Callable[[bytes], tuple[pd.DataFrame | None, dict, str]]
 
 def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths, run_id: str = "",
                  session: requests.Session | None = None, registry: Registry | None = None) -> LandingResult:
-    """Fetch and land one release; source errors propagate (nothing landed), data errors quarantine."""
+    """Fetch and land one release; source errors propagate (nothing landed), data errors quarantine. A new
+    release that does not fit under the archive cap is removed again and ``StorageFull`` raised: like a source
+    error, nothing of it landed, and the release sensor asks again later."""
     paths.ensure()
-    fetched = fetch_release(cfg, entry, paths.archive, paths.http_cache, session)
 
     def parse(content: bytes):
         return _validated(RELEASES, lambda: normalize_release(
             read_release_csv(content, Path(entry.url).name), entry.year, registry or load_registry()),
             Path(entry.url).name, (ReleaseFormatError,))
 
-    result = _land(paths, fetched.path, fetched.sha256, entry, cfg.kind, parse, run_id)
+    with _storage(paths, run_id) as store:
+        fetched = fetch_release(cfg, entry, paths.archive, paths.http_cache, session)
+        if store.caps.bounded and fetched.path.name not in store.kept:  # new bytes: they must fit
+            size = fetched.path.stat().st_size
+            why = None if store.fits(size) else store.make_room(size, {fetched.path.name})
+            if why:
+                fetched.path.unlink()
+                raise StorageFull(f"{Path(entry.url).name}: not landed, {why}")
+            store.add(fetched.path.name, size)
+        result = _land(paths, fetched.path, fetched.sha256, entry, cfg.kind, parse, run_id)
+        store.judge(result.sha256, result.status in ACCEPTED, {"original_name": entry.url, "reason": result.reason,
+                                                              "received_at": result.report.get("received_at")})
+        store.enforce()
     return dataclasses.replace(result, not_modified=fetched.not_modified)
+
+
+def _storage(paths: DataPaths, run_id: str):
+    """One landing's turn on the archive, its caps counted from the files and the ingest log's verdicts."""
+    return storage(paths.archive, paths.quarantine, lambda: _verdicts(read_lines(paths.ingest_log)), run_id)
+
+
+def _verdicts(lines):
+    """(sha256, accepted, line) for each log line that judged a content."""
+    for line in lines:
+        if line.get("sha256") and line.get("status") in (*ACCEPTED, "quarantined"):
+            yield line["sha256"], line["status"] in ACCEPTED, line
 
 
 def release_is_current(paths: DataPaths, entry: ReleaseEntry) -> bool:
@@ -133,8 +166,8 @@ def release_is_current(paths: DataPaths, entry: ReleaseEntry) -> bool:
 
 @dataclass
 class BatchOutcome:
-    results: list[LandingResult]  # one per landed file, in arrival order
-    failed: list[tuple[Claim, Exception]]  # files that could not even be archived: nothing of them landed
+    results: list[LandingResult]  # one per file, in arrival order; then a `rejected` one per file not taken
+    failed: list[tuple[Claim, Exception]]  # files not archived (unreadable, or StorageFull): nothing of them landed
 
 
 @dataclass
@@ -157,16 +190,24 @@ def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inb
     parse each, validate all of them in one GX run, and write one lake file per year for the accepted ones.
 
     Each file gets its own verdict, as if it had come alone; one bad file never holds back the others.
-    Order makes a crash at any point safe to re-run: archive, then lake and quarantine copies, then the
+    Order makes a crash at any point safe to re-run: archive, then lake files and quarantine links, then the
     ingest-log lines (the commit), then the reports, which mark the landing as done. If a step after the
     archive fails for the whole batch (a full disk), the error propagates and nothing of the batch is
-    reported landed.
+    reported landed. A file that does not fit under the archive cap even with refused files evicted is not
+    taken: it gets a ``rejected`` line saying why and comes back in ``failed`` (``StorageFull``), to wait in
+    the inbox; the files beside it that fit land.
     """
     paths.ensure()
     registry = registry or load_registry()
+    with _storage(paths, run_id) as store:
+        return _land_batch(paths, arrivals, source, run_id, registry, store)
+
+
+def _land_batch(paths: DataPaths, arrivals: list[Claim], source: str, run_id: str, registry: Registry,
+                store: Storage) -> BatchOutcome:
     received = datetime.now(UTC)
     received_at = received.isoformat(timespec="microseconds")
-    arrived, failed = _archive_all(paths, arrivals)
+    arrived, failed, full = _archive_all(paths, arrivals, store)
     first_of: dict[tuple[str, str], int] = {}
     tables: list[dict[str, list[str]]] = []
     for i, f in enumerate(arrived):
@@ -210,8 +251,8 @@ def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inb
             report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
                           original_name=f.name, validation_fingerprint=validation_fingerprint(SUBMISSIONS),
                           **fact.get("keys", {}))
-            if status == "quarantined":
-                batch.copy(f.path, paths.quarantine / f.path.name)
+            if status == "quarantined":  # kept once: the quarantine names the archived bytes
+                batch.link(f.path, paths.quarantine / f.path.name)
                 batch.write(paths.quarantine / f"{f.sha256}.report.json", _report_bytes(report))
             log[i] = {**base, "sha256": f.sha256, "original_name": f.name, "dataset": f.dataset,
                       **_keys(report), "status": status, "rows": rows, "reason": reason}, True
@@ -232,31 +273,60 @@ def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inb
                   "status": status, "rows": rows, "reason": reason}, False
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
-    written = iter(IngestLog.of(paths.ingest_log).append(line for line in log if line is not None))
+    not_taken = [({**base, "dataset": SUBMISSIONS.name, "original_name": name, "status": "rejected", "rows": 0,
+                   "reason": f"{name}: not taken, {why}; it waits in the inbox"}, True) for _, name, why in full]
+    lines = IngestLog.of(paths.ingest_log).append([*(line for line in log if line is not None), *not_taken])
+    for verdict in _verdicts(lines):
+        store.judge(*verdict)
+    written = iter(lines)
     results = [dataclasses.replace(r, changes_data=next(written)["changes_data"]) if r else r for r in results]
+    unarchived = [LandingResult(SUBMISSIONS.name, None, "", "rejected", 0, line["reason"], {},
+                                original_name=line["original_name"], changes_data=line["changes_data"])
+                  for line in written]
     with DurableBatch() as batch:
         for f, r in zip(arrived, results, strict=True):
             if f.previous is None and f.same_as is None:
                 batch.write(report_file(paths, f.sha256, f.ext), _report_bytes(r.report))
-    return BatchOutcome([r for r in results if r is not None], failed)
+            elif r.status == "quarantined" and not (batch.holds(paths.quarantine / f.path.name)
+                                                    or (paths.quarantine / f.path.name).exists()):
+                batch.link(f.path, paths.quarantine / f.path.name)  # refused before, and its bytes were evicted
+    store.enforce()
+    return BatchOutcome([r for r in results if r is not None] + unarchived,
+                        failed + [(claim, StorageFull(why)) for claim, _, why in full])
 
 
-def _archive_all(paths: DataPaths, arrivals: list[Claim]) -> tuple[list[_Arrived], list[tuple[Claim, Exception]]]:
-    """Every file kept under its hash, made durable together, before anything parses it."""
-    arrived, failed = [], []
+def _archive_all(paths: DataPaths, arrivals: list[Claim], store: Storage) -> tuple[
+        list[_Arrived], list[tuple[Claim, Exception]], list[tuple[Claim, str, str]]]:
+    """Every file kept under its hash, made durable together, before anything parses it. A file that does not
+    fit under the archive cap, even with refused files evicted, is not taken: (claim, name, why) in the third
+    list, and the files after it go on."""
+    arrived, failed, full = [], [], []
+    relied_on: set[str] = set()  # archive names of this batch: never evicted to make room for another file
     with DurableBatch() as batch:
         for a in arrivals:
             # The archive keeps the bytes under their hash; the extension is one of three, never the sender's name.
             ext = file_type_of(a.original_name) or "bin"
+            # The name is only ever shown: make it printable UTF-8 whatever bytes it came with.
+            name = a.original_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             try:
+                size = os.stat(a.path).st_size
+                if not store.fits(size):
+                    # Bytes already kept need no room: hashed in place, never copied while they may not fit.
+                    kept = archive_path(paths.archive, file_sha256(a.path), ext)
+                    why = None if kept.exists() or batch.holds(kept) else store.make_room(size, relied_on)
+                    if why:
+                        full.append((a, name, why))
+                        continue
+                before = batch.pending_count
                 sha, path = batch.archive(paths.archive, a.path, ext)
             except OSError as e:  # this file only (unreadable, vanished): the others go on
                 failed.append((a, e))
                 continue
-            # The name is only ever shown: make it printable UTF-8 whatever bytes it came with.
-            name = a.original_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            if batch.pending_count > before:
+                store.add(path.name, size)
+            relied_on.add(path.name)
             arrived.append(_Arrived(a, name, ext, sha, path))
-    return arrived, failed
+    return arrived, failed, full
 
 
 def _judge(arrived: list[_Arrived], tables: list[dict[str, list[str]]], registry: Registry,
@@ -365,7 +435,7 @@ def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: s
 def _land(paths: DataPaths, archived: Path, sha256: str, entry: ReleaseEntry, source: str, parse: Parser,
           run_id: str) -> LandingResult:
     """Land one release file. Order makes a crash at any point safe to re-run: archive (done by the caller),
-    lake or quarantine copy (each atomic), then the ingest-log line (the commit), then the report."""
+    lake file or quarantine link (each atomic), then the ingest-log line (the commit), then the report."""
     received_at = utc_now()
     log = {"sha256": sha256, "original_name": entry.url, "source": source, "source_version": entry.fingerprint,
            "dataset": RELEASES.name, "received_at": received_at, "run_id": run_id}
@@ -386,7 +456,7 @@ def _land(paths: DataPaths, archived: Path, sha256: str, entry: ReleaseEntry, so
         status = "loaded"
     else:
         status = "quarantined"
-        copy_atomically(archived, paths.quarantine / archived.name)
+        link_atomically(archived, paths.quarantine / archived.name)  # kept once: a second name, not a copy
     if report.get("failed"):
         reason = plain_reason(report, Path(entry.url).name)
     report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
