@@ -16,10 +16,12 @@
 """
 
 import argparse
+import atexit
 import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -222,11 +224,16 @@ def _connect_published(paths: DataPaths, as_of: str | None = None, writable_dir:
     if not db.exists():
         raise SystemExit(f"{db} does not exist yet: run `spbe build` (or `make run`) first")
     # Read-only, and no file or network access from SQL: the CLI answers from the marts only (an export may
-    # write its own folder; the setting cannot be changed back once external access is off).
+    # write its own folder). DuckDB may spill to, and so allows, its temp folder: a private one, removed at
+    # exit. Then the configuration is locked.
     con = duckdb.connect(str(db), read_only=True)
+    spill = tempfile.mkdtemp(prefix="spbe-query-")
+    atexit.register(shutil.rmtree, spill, True)
+    con.execute("set temp_directory = ?", [spill])
     if writable_dir is not None:
         con.execute("set allowed_directories = ?", [[f"{writable_dir}/"]])
     con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
     return con
 
 
@@ -248,9 +255,9 @@ def query(args: argparse.Namespace) -> int:
         if rel is None:
             return 0
         if args.format == "csv":  # formulas neutralised, as in `spbe export`
-            from dagster_project.lib.export import write_query_csv
+            from dagster_project.lib.export import write_relation_csv
 
-            write_query_csv(con, args.sql, sys.stdout)
+            write_relation_csv(rel, sys.stdout)
         elif args.format == "json":
             sys.stdout.write(rel.df().to_json(orient="records", force_ascii=False, indent=2) + "\n")
         else:
@@ -268,6 +275,7 @@ def export(args: argparse.Namespace) -> int:
         NAME,
         ExportError,
         Filters,
+        check_new,
         export,
         partial_path,
         provenance,
@@ -291,11 +299,17 @@ def export(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     name = f"{'-'.join(args.tables or [args.name])[:80]}-{stamp}" + (".xlsx" if args.format == "xlsx" else "")
     out = Path(args.out).resolve() if args.out else paths.root / "exports" / name
-    con = _connect_published(paths, args.as_of, writable_dir=partial_path(out))
+    tmp = partial_path(out)
+    try:
+        check_new(out)
+    except ExportError as e:
+        print(f"spbe export: {e}", file=sys.stderr)
+        return 2
+    con = _connect_published(paths, args.as_of, writable_dir=tmp)
     try:
         selections = ([query_selection(args.query, args.name)] if args.query
                       else [table_selection(con, t, filters) for t in dict.fromkeys(args.tables)])
-        written = export(con, selections, args.format, out, provenance(con, filters, paths.published_db))
+        written = export(con, selections, args.format, out, provenance(con, filters), tmp)
     except ExportError as e:
         print(f"spbe export: {e}", file=sys.stderr)
         return 2

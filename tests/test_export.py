@@ -12,7 +12,15 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from dagster_project.lib.export import ExportError, Filters, export, neutralise, provenance, table_selection
+from dagster_project.lib.export import (
+    ExportError,
+    Filters,
+    export,
+    neutralise,
+    provenance,
+    query_selection,
+    table_selection,
+)
 from dagster_project.lib.samples import generate
 from tests.conftest import VENV_BIN, land_files
 
@@ -57,7 +65,7 @@ def test_xlsx_cells_hold_text_never_formulas_and_numbers_stay_numbers(warehouse,
     path, con = warehouse
     out = tmp_path / "notes.xlsx"
     written = export(con, [table_selection(con, "fct_notes", Filters())], "xlsx", out,
-                     provenance(con, Filters(), path))
+                     provenance(con, Filters()))
     assert written.tables == {"fct_notes": len(HOSTILE + PLAIN)}
     book = openpyxl.load_workbook(out)  # reads cells as stored: evaluates nothing
     sheet = book["fct_notes"]
@@ -83,7 +91,7 @@ def test_csv_files_prefix_formula_text_and_keep_numbers(warehouse, tmp_path):
     path, con = warehouse
     out = tmp_path / "notes"
     export(con, [table_selection(con, "fct_notes", Filters(years=(2024,)))], "csv", out,
-           provenance(con, Filters(years=(2024,)), path))
+           provenance(con, Filters(years=(2024,))))
     with open(out / "fct_notes.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["note"] for r in rows] == ["'" + v for v in HOSTILE] + PLAIN
@@ -97,7 +105,7 @@ def test_parquet_keeps_types_and_filters_by_province_name(warehouse, tmp_path):
     out = tmp_path / "notes"
     filters = Filters(provinces=("Provinsi Jawa Barat",))
     written = export(con, [table_selection(con, "fct_notes", filters)], "parquet", out,
-                     provenance(con, filters, path))
+                     provenance(con, filters))
     parquet = duckdb.sql("select * from read_parquet($path)", params={"path": str(out / "fct_notes.parquet")})
     assert dict(zip(parquet.columns, map(str, parquet.types), strict=True))["received_at"] == "TIMESTAMP WITH TIME ZONE"
     ids = [i for (i,) in parquet.select("institution_id").fetchall()]
@@ -165,3 +173,34 @@ def dg_instance():
     import dagster as dg
 
     return dg.DagsterInstance.ephemeral()
+
+
+def test_an_export_never_replaces_what_is_at_its_path(warehouse, tmp_path):
+    _, con = warehouse
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("precious")
+    for out, fmt in ((folder, "csv"), (folder / "thesis.txt", "xlsx")):
+        with pytest.raises(ExportError, match="exists: an export never replaces"):
+            export(con, [table_selection(con, "fct_notes", Filters())], fmt, out, provenance(con, Filters()))
+    assert sorted(p.name for p in folder.parent.rglob("*") if "thesis" in str(p) or "partial" in p.name) == \
+        ["thesis", "thesis.txt"]
+    assert (folder / "thesis.txt").read_text() == "precious"
+
+
+def test_column_names_made_of_values_are_neutralised_and_about_is_reserved(warehouse, tmp_path):
+    _, con = warehouse
+    out = tmp_path / "pivot"
+    pivot = "pivot (select note, delta from fct_notes where note like '=%') on note using sum(delta)"
+    export(con, [query_selection(pivot, "pivot")], "csv", out, provenance(con, Filters()))
+    with open(out / "pivot.csv", encoding="utf-8", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == ["'" + HOSTILE[0]]
+    with pytest.raises(ExportError, match="not 'about'"):
+        query_selection("select 1", "about")
+
+
+def test_spbe_query_csv_runs_the_sql_once(copy_of_built):
+    proc = subprocess.run([SPBE, "query", "--format", "csv", "create temp table t as select 1 as a; select * from t"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["a", "1"], proc.stderr

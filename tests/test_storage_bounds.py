@@ -178,6 +178,13 @@ def test_when_accepted_files_fill_the_archive_a_new_file_is_not_taken_and_waits_
         messages = [e.user_message for e in instance.all_logs(lines["large.json"]["run_id"])]
     assert any("not landed: large.json (StorageFull: archive full" in m for m in messages)
 
+    # The inbox sensor offers it again: refused again, but logged once, so that no build or publish follows
+    before = read_lines(data_dir.ingest_log)
+    outcome = land(data_dir, data_dir.inbox / "large.json", run_id="retry")
+    assert [(r.status, r.changes_data) for r in outcome.results] == [("rejected", False)]
+    assert outcome.results[0].reason.startswith("large.json: not taken, archive full: ")
+    assert read_lines(data_dir.ingest_log) == before and (data_dir.inbox / "large.json").exists()
+
 
 def test_a_release_that_does_not_fit_is_not_landed_and_not_kept(data_dir, tmp_path, monkeypatch):
     source = tmp_path / "source"

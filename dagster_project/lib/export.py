@@ -10,9 +10,13 @@ text is touched: a number stays a number, -2.5 included.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import math
+import os
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,6 +35,7 @@ XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's sheet limit, less the header row
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # a table's or query's name; becomes a file name, so nothing else
 PROVENANCE_KEYS = ("run_id", "published_at", "code_version", "log_position", "storage_compatibility_version")
 BATCH = 10_000
+ABOUT = "about"  # the sheet, or about.csv, that says what each column means and where the data came from
 
 
 class ExportError(ValueError):
@@ -163,16 +168,17 @@ def table_selection(con: duckdb.DuckDBPyConnection, table: str, filters: Filters
 
 
 def query_selection(sql: str, name: str) -> Selection:
-    if not NAME.fullmatch(name):
-        raise ExportError(f"--name {name!r}: lower-case letters, digits and _, starting with a letter")
+    if not NAME.fullmatch(name) or name == ABOUT:
+        raise ExportError(f"--name {name!r}: lower-case letters, digits and _, starting with a letter; not {ABOUT!r}")
     return Selection(name, sql, [], f"The analyst's query: {sql.strip()}")
 
 
-def provenance(con: duckdb.DuckDBPyConnection, filters: Filters, source: Path) -> list[tuple[str, str]]:
+def provenance(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[tuple[str, str]]:
     """Where the data came from: the published manifest's run, code version and time, and the export's own."""
     manifest = {k: json.loads(v) for k, v in con.execute(
         f"select key, value::varchar from main.{MANIFEST_TABLE}").fetchall()}  # noqa: S608
-    rows = [("source", f"SPBE Monitor warehouse {source.name}")]
+    (source,), = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
+    rows = [("source", f"SPBE Monitor warehouse {Path(source).name}")]  # spbe.duckdb, or a snapshot (--as-of)
     rows += [(k, str(manifest[k])) for k in PROVENANCE_KEYS if k in manifest]
     rows += [("filters", filters.described()), ("exported_at", utc_now()),
              ("formulas", "text cells starting with = + - @ tab or CR are written as text, never as formulas")]
@@ -204,7 +210,7 @@ def _text(value: Any) -> Any:
 
 def _write_csv_rows(out: TextIO, names: Sequence[str], batches: Iterable[list[tuple]]) -> int:
     writer = csv.writer(out)  # RFC 4180 (CRLF): a CR or LF inside a value is quoted
-    writer.writerow(names)
+    writer.writerow([neutralise(n) for n in names])  # a PIVOT makes column names of values
     n = 0
     for batch in batches:
         writer.writerows([_text(v) for v in row] for row in batch)
@@ -212,10 +218,10 @@ def _write_csv_rows(out: TextIO, names: Sequence[str], batches: Iterable[list[tu
     return n
 
 
-def write_query_csv(con: duckdb.DuckDBPyConnection, sql: str, out: TextIO) -> int:
+def write_relation_csv(relation: duckdb.DuckDBPyRelation, out: TextIO) -> int:
     """`spbe query --format csv`: the query's rows as CSV, neutralised like an export."""
-    names, _, batches = _batches(con, Selection("query", sql, []))
-    return _write_csv_rows(out, names, batches)
+    rows = relation.iter_rows(BATCH)  # one run of the relation: the query is not run again
+    return _write_csv_rows(out, relation.columns, iter(lambda: list(itertools.islice(rows, BATCH)), []))
 
 
 def _dictionary(con: duckdb.DuckDBPyConnection, selections: Sequence[Selection],
@@ -229,31 +235,52 @@ def _dictionary(con: duckdb.DuckDBPyConnection, selections: Sequence[Selection],
 
 
 def export(con: duckdb.DuckDBPyConnection, selections: Sequence[Selection], fmt: str, out: Path,
-           about: list[tuple[str, str]]) -> Written:
+           about: list[tuple[str, str]], tmp: Path | None = None) -> Written:
     """Write the selections: XLSX, one file (a sheet per table, then "about"); CSV or Parquet, a folder with a
-    file per table and about.csv. Written aside and renamed, so ``out`` never holds half an export."""
+    file per table and about.csv. Written aside (at ``tmp``, by default a new name beside ``out``) and then
+    put in place, so ``out`` never holds half an export. An export never replaces anything: an ``out`` that
+    exists is refused."""
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
+    check_new(out)
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(out)
-    _remove(tmp)
+    tmp = tmp or partial_path(out)
     try:
         counts = (_export_xlsx if fmt == "xlsx" else _export_files)(con, selections, fmt, tmp, about)
-        _remove(out)
-        tmp.rename(out)
+        _put_in_place(tmp, out)
     finally:
         _remove(tmp)
     size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.iterdir())
     return Written(out, counts, size, time.perf_counter() - started)
 
 
-def partial_path(out: Path) -> Path:
-    """Where an export is written before it is renamed to ``out``."""
-    return out.with_name(f".{out.name}.partial")
+def check_new(out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        raise ExportError(f"{out} exists: an export never replaces a file or folder; choose another --out")
 
+
+def partial_path(out: Path) -> Path:
+    """A new name beside ``out`` to write an export at before it is put in place (two exports at once to
+    the same ``out`` each have their own)."""
+    return out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
+def _put_in_place(tmp: Path, out: Path) -> None:
+    """``tmp`` renamed to ``out`` unless something took that name meanwhile: a file by a link (which never
+    replaces), a folder by a rename (which replaces only an empty folder)."""
+    try:
+        if tmp.is_dir():
+            if out.exists():
+                raise FileExistsError(out)
+            tmp.rename(out)
+        else:
+            os.link(tmp, out)
+    except FileExistsError as e:
+        raise ExportError(f"{out} appeared while the export was written; nothing was replaced") from e
 
 def _remove(path: Path) -> None:
+    """An export's own temporary file or folder (only ever a ``partial_path``)."""
     if path.is_dir():
         for p in path.iterdir():
             p.unlink()
@@ -280,7 +307,7 @@ def _export_files(con, selections, fmt, folder: Path, about) -> dict[str, int]:
                 raise ExportError(f"{sel.name}: {e}") from e
             counts[sel.name] = con.execute("select count(*) from read_parquet(?)", [str(target)]).fetchall()[0][0]
         shapes[sel.name] = (names, types)
-    with open(folder / "about.csv", "w", encoding="utf-8", newline="") as f:
+    with open(folder / f"{ABOUT}.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerows([(k, neutralise(v)) for k, v in about])
         writer.writerow([])
@@ -295,7 +322,6 @@ def _export_xlsx(con, selections, _fmt, path: Path, about) -> dict[str, int]:
     book = xlsxwriter.Workbook(str(path), {
         "constant_memory": True,  # rows are streamed to disk: a mart of 100,000 rows needs no 100,000-row sheet
         "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
-        "nan_inf_to_errors": True,
     })
     try:
         bold = book.add_format({"bold": True})
@@ -319,7 +345,7 @@ def _export_xlsx(con, selections, _fmt, path: Path, about) -> dict[str, int]:
                     for c, v in enumerate(row):
                         _write_cell(sheet, r, c, v, inert, when, day)
             counts[sel.name] = r
-        sheet = book.add_worksheet("about")
+        sheet = book.add_worksheet(ABOUT)
         for r, (k, v) in enumerate(about):
             sheet.write_string(r, 0, k, bold)
             sheet.write_string(r, 1, v, inert if is_formula_like(v) else None)
@@ -338,6 +364,8 @@ def _write_cell(sheet, r: int, c: int, v: Any, inert, when, day) -> None:
         return
     if isinstance(v, bool):
         sheet.write_boolean(r, c, v)
+    elif isinstance(v, float) and not math.isfinite(v):  # Excel has no NaN or infinity: text, never a formula
+        sheet.write_string(r, c, str(v))
     elif isinstance(v, int | float):
         sheet.write_number(r, c, v)
     elif isinstance(v, Decimal):

@@ -273,16 +273,22 @@ def _land_batch(paths: DataPaths, arrivals: list[Claim], source: str, run_id: st
                   "status": status, "rows": rows, "reason": reason}, False
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
-    not_taken = [({**base, "dataset": SUBMISSIONS.name, "original_name": name, "status": "rejected", "rows": 0,
-                   "reason": f"{name}: not taken, {why}; it waits in the inbox"}, True) for _, name, why in full]
-    lines = IngestLog.of(paths.ingest_log).append([*(line for line in log if line is not None), *not_taken])
+    not_taken = [{**base, "dataset": SUBMISSIONS.name, "original_name": name, "status": "rejected", "rows": 0,
+                  "reason": f"{name}: not taken, {why}; it waits in the inbox"} for _, name, why in full]
+    # The inbox sensor offers a waiting file again every few minutes: a refusal for the cap is logged once
+    # while it lasts, so that a file too large for the cap does not rebuild and publish on every try.
+    said = _last_reasons(paths, {line["original_name"] for line in not_taken}) if not_taken else {}
+    repeated = [line for line in not_taken
+                if (said.get(line["original_name"]) or "").startswith(f"{line['original_name']}: not taken, ")]
+    new_refusals = [(line, True) for line in not_taken if line not in repeated]
+    lines = IngestLog.of(paths.ingest_log).append([*(line for line in log if line is not None), *new_refusals])
     for verdict in _verdicts(lines):
         store.judge(*verdict)
     written = iter(lines)
     results = [dataclasses.replace(r, changes_data=next(written)["changes_data"]) if r else r for r in results]
     unarchived = [LandingResult(SUBMISSIONS.name, None, "", "rejected", 0, line["reason"], {},
-                                original_name=line["original_name"], changes_data=line["changes_data"])
-                  for line in written]
+                                original_name=line["original_name"], changes_data=line.get("changes_data", False))
+                  for line in [*written, *repeated]]
     with DurableBatch() as batch:
         for f, r in zip(arrived, results, strict=True):
             if f.previous is None and f.same_as is None:
@@ -293,6 +299,12 @@ def _land_batch(paths: DataPaths, arrivals: list[Claim], source: str, run_id: st
     store.enforce()
     return BatchOutcome([r for r in results if r is not None] + unarchived,
                         failed + [(claim, StorageFull(why)) for claim, _, why in full])
+
+
+def _last_reasons(paths: DataPaths, names: set[str]) -> dict[str, str]:
+    """The reason of the latest log line of each of these original names."""
+    return {line["original_name"]: line.get("reason") for line in read_lines(paths.ingest_log)
+            if line.get("original_name") in names}
 
 
 def _archive_all(paths: DataPaths, arrivals: list[Claim], store: Storage) -> tuple[

@@ -25,10 +25,11 @@ from dagster_project.lib.snapshots import save_snapshot
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
 MANIFEST_TABLE = "publish_manifest"
-# The published file is written in the oldest storage format every DuckDB from 0.10.0 (February 2024) on
-# reads: the Python package, the CLI, R, JDBC (DBeaver) and ODBC clients of 0.10 and 1.x open it, not only
-# 2.x. It holds plain tables of standard types, so the newer formats (1.2: better compression) bring us only
-# ~15% fewer bytes. DuckDB 0.9 and older read no later file at all (tested: tests/test_duckdb_clients.py).
+# The published file is written in the oldest storage format, so that every DuckDB from 0.10.3 (May 2024) on
+# reads it: the Python package, the CLI, R, JDBC (DBeaver) and ODBC clients of 0.10.3 and 1.x, not only 2.x.
+# It holds plain tables of standard types; the newer formats only compress better (2.0's own: ~15% fewer
+# bytes; 1.2's: ~7%). DuckDB 0.10.0-0.10.2 refuse files of later writers whatever their format ("field id
+# mismatch"), and 0.9 reads none (tested: tests/test_duckdb_clients.py).
 STORAGE_VERSION = "v0.10.0"
 
 
