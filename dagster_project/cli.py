@@ -18,6 +18,7 @@
 import argparse
 import atexit
 import contextlib
+import itertools
 import os
 import shutil
 import sys
@@ -297,8 +298,10 @@ def export(args: argparse.Namespace) -> int:
         return 2
     paths = data_paths()
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    name = f"{'-'.join(args.tables or [args.name])[:80]}-{stamp}" + (".xlsx" if args.format == "xlsx" else "")
-    out = Path(args.out).resolve() if args.out else paths.root / "exports" / name
+    suffix = ".xlsx" if args.format == "xlsx" else ""
+    stem = paths.root / "exports" / f"{'-'.join(args.tables or [args.name])[:80]}-{stamp}"
+    candidates = (stem.with_name(stem.name + (f"-{n}" if n > 1 else "") + suffix) for n in itertools.count(1))
+    out = Path(args.out).resolve() if args.out else next(p for p in candidates if not p.exists())
     tmp = partial_path(out)
     try:
         check_new(out)
