@@ -218,7 +218,8 @@ class DbtOutcome:
 # 4.4 s for a submission's 57 nodes (docs/performance.md). (--no-populate-cache saved 0.6 s more, but a full
 # build then failed with "Cache inconsistency detected: in rename".) No dbt command writes dbt's log file:
 # it would go to the repository's dbt/logs, outside the data directory; results and errors come back here.
-BUILD_FLAGS = ("--no-write-json", "--log-level", "none", "--no-version-check")
+# dbt unit tests check logic on made-up rows, not the data: tests/test_dbt_unit_tests.py runs them, builds do not.
+BUILD_FLAGS = ("--no-write-json", "--log-level", "none", "--no-version-check", "--exclude-resource-type", "unit_test")
 
 
 def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] | None = None,
