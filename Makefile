@@ -13,7 +13,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install postgres chromium clients run test lint ui bench clean docs
+.PHONY: install postgres chromium clients run test test-fast lint ui bench clean docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -56,6 +56,10 @@ clients: $(UV)
 # Two workers, one per core; a test file stays on one worker (its module fixtures are built once).
 test: install postgres chromium clients
 	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+# The inner loop: the tests that build no warehouse and start no server (about a minute on 2 cores).
+test-fast: install
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -124,3 +124,19 @@ def published(built_warehouse):
     con = duckdb.connect(str(paths.published_db), read_only=True)
     yield con
     con.close()
+
+
+# `make test-fast`: the tests that build no warehouse and start no server (pure functions, landing, parsing,
+# exports on small files), for the inner loop. `make test` runs everything.
+SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "webserver", "browser"}
+SLOW_MODULES = {"test_batch_landing", "test_event_path", "test_pipeline", "test_postgres", "test_webserver", "test_entry_points",
+                    "test_bench", "test_blocking", "test_inbox", "test_cli", "test_sources", "test_windows",
+                    "test_dbt_unit_tests", "test_definitions"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if (SLOW_FIXTURES & set(item.fixturenames) or module in SLOW_MODULES
+                or "reliability" in item.module.__name__):
+            item.add_marker(pytest.mark.slow)
