@@ -129,9 +129,9 @@ def published(built_warehouse):
 # `make test-fast`: the tests that build no warehouse and start no server (pure functions, landing, parsing,
 # exports on small files), for the inner loop. `make test` runs everything.
 SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "webserver", "browser"}
-SLOW_MODULES = {"test_batch_landing", "test_event_path", "test_pipeline", "test_postgres", "test_webserver", "test_entry_points",
-                    "test_bench", "test_blocking", "test_inbox", "test_cli", "test_sources", "test_windows",
-                    "test_dbt_unit_tests", "test_definitions"}
+SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli", "test_dbt_unit_tests",
+                "test_definitions", "test_entry_points", "test_event_path", "test_inbox", "test_pipeline",
+                "test_postgres", "test_sources", "test_webserver", "test_windows"}
 
 
 def pytest_collection_modifyitems(config, items):
