@@ -113,6 +113,14 @@ def project_graph() -> Graph:
     return read_graph()
 
 
+@cache
+def project_var(name: str) -> Any:
+    """A project variable of dbt_project.yml (``vars:``): facts the SQL and the Python both use live there once."""
+    import yaml
+
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"][name]
+
+
 def partial_selection(datasets: Iterable[str], arrivals_only: bool) -> list[str]:
     """dbt selectors for a build after new data: the log's staging view (it holds the build's position), the
     models reporting every arrival, and everything downstream of the lake datasets whose files changed."""

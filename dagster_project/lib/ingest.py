@@ -48,7 +48,7 @@ from dagster_project.lib.submissions import (
     normalize_submissions,
     read_submission,
 )
-from dagster_project.paths import REFERENCE_DIR, DataPaths
+from dagster_project.paths import DBT_PROJECT_DIR, REFERENCE_DIR, DataPaths
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def validation_fingerprint(dataset: Dataset = RELEASES) -> str:
     and landing the same file again re-validates it.
     """
     h = hashlib.sha256()
-    files = [suite_path(dataset.name), *sorted(REFERENCE_DIR.glob("*.csv")),
+    files = [suite_path(dataset.name), DBT_PROJECT_DIR / "dbt_project.yml", *sorted(REFERENCE_DIR.glob("*.csv")),
              *(Path(__file__).parent / f for f in dataset.code)]
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())

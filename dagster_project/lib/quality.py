@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from dagster_project.lib.dbt_project import project_var
 from dagster_project.paths import EXPECTATIONS_DIR
 
 SAMPLE_ROWS = 5
@@ -138,7 +139,14 @@ def _run_suite(df: pd.DataFrame, spec: dict[str, Any]):
         .add_batch_definition_whole_dataframe("whole_frame")
         .get_batch(batch_parameters={"dataframe": _for_gx(df)})
     )
-    return batch.validate(gx_suite, result_format={"result_format": "COMPLETE"}).results
+    return batch.validate(gx_suite, result_format={"result_format": "COMPLETE"},
+                          expectation_parameters=suite_parameters()).results
+
+
+def suite_parameters() -> dict[str, Any]:
+    """Values the suites name as {"$PARAMETER": ...}: facts defined once elsewhere (dbt_project.yml vars)."""
+    tolerance = project_var("formula_tolerance")
+    return {"formula_tolerance": tolerance, "negative_formula_tolerance": -tolerance}
 
 
 def _shown(frame: pd.DataFrame, id_columns: list[str], column: str | None) -> list[str]:

@@ -12,6 +12,7 @@ import io
 
 import pandas as pd
 
+from dagster_project.lib.dbt_project import project_var
 from dagster_project.lib.framework import (
     DOMAIN_COLUMNS,
     FRAMEWORK_2020,
@@ -44,8 +45,7 @@ RELEASE_COLUMNS = {
 REQUIRED_COLUMNS = ("tahun_evaluasi", "kategori", "kode_kemendagri", "nama_instansi", "d1_kebijakan",
                     "d2_tata_kelola", "d3_manajemen", "d4_layanan", "indeks_spbe", "predikat")
 NUMERIC_COLUMNS = (*DOMAIN_COLUMNS, "index_value")
-# Tolerance of the domain formula on values published with 2 decimals (reference README).
-FORMULA_TOLERANCE = 0.015
+FORMULA_TOLERANCE: float = project_var("formula_tolerance")  # of the domain formula on 2-decimal values
 
 
 class ReleaseFormatError(ValueError):

@@ -19,4 +19,4 @@ where f.source = 'official'
   and f.framework = 'PermenPANRB 59/2020'
   and f.is_complete
   and abs(f.index_value - (f.policy_index * w1 + f.governance_index * w2 + f.management_index * w3
-                           + f.services_index * w4)) > 0.015
+                           + f.services_index * w4)) > {{ var('formula_tolerance') }}
