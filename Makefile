@@ -61,8 +61,10 @@ test: install postgres chromium clients
 test-fast: install
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"
 
+# ruff, then Dagster's own check that the code location loads (`dg check defs`, as `dg dev` would load it).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/dg check defs
 
 ui: install
 	$(VENV)/bin/spbe ui
