@@ -46,7 +46,10 @@ class WarmRunLauncher(DefaultRunLauncher):
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         owner = run.tags.get(RUNNER_TAG)
         if owner is None:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "not started by the warm worker")
+            # Started by Dagster's own launcher (no worker yet, as in the first seconds of `spbe ui`, or none at
+            # all): its process is the code server's child, which Dagster does not check either. Anything but
+            # RUNNING here makes run monitoring fail a run that is still working.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "started by Dagster's launcher: not checked")
         if owner_is_gone(owner):
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the process running it ({owner}) is gone")
         return CheckRunHealthResult(WorkerStatus.RUNNING)
