@@ -276,7 +276,6 @@ def export(args: argparse.Namespace) -> int:
         NAME,
         ExportError,
         Filters,
-        check_new,
         export,
         partial_path,
         provenance,
@@ -303,11 +302,6 @@ def export(args: argparse.Namespace) -> int:
     candidates = (stem.with_name(stem.name + (f"-{n}" if n > 1 else "") + suffix) for n in itertools.count(1))
     out = Path(args.out).resolve() if args.out else next(p for p in candidates if not p.exists())
     tmp = partial_path(out)
-    try:
-        check_new(out)
-    except ExportError as e:
-        print(f"spbe export: {e}", file=sys.stderr)
-        return 2
     con = _connect_published(paths, args.as_of, writable_dir=tmp)
     try:
         selections = ([query_selection(args.query, args.name)] if args.query

@@ -275,9 +275,21 @@ def _put_in_place(tmp: Path, out: Path) -> None:
                 raise FileExistsError(out)
             tmp.rename(out)
         else:
-            os.link(tmp, out)
+            _link_or_rename(tmp, out)
     except FileExistsError as e:
         raise ExportError(f"{out} appeared while the export was written; nothing was replaced") from e
+
+
+def _link_or_rename(tmp: Path, out: Path) -> None:
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (some network and FAT mounts): check, then rename
+        if out.exists():
+            raise FileExistsError(out) from None
+        tmp.rename(out)
+
 
 def _remove(path: Path) -> None:
     """An export's own temporary file or folder (only ever a ``partial_path``)."""
