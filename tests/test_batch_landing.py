@@ -9,8 +9,7 @@ import duckdb
 import pytest
 
 from dagster_project.lib.archive import DurableBatch
-from dagster_project.lib.inbox import Claim
-from dagster_project.lib.ingest import land_submissions, report_file
+from dagster_project.lib.ingest import SUBMISSIONS, Arrival, land, report_file
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.samples import generate
 from dagster_project.paths import DataPaths
@@ -21,7 +20,7 @@ from make_bad_inputs import cases  # noqa: E402
 
 def land_submission(paths: DataPaths, path: Path, name: str):
     """One file landed alone: a batch of one."""
-    return land_submissions(paths, [Claim(path, name)]).results[0]
+    return land(paths, SUBMISSIONS, [Arrival(path, name)]).results[0]
 
 
 def _verdict(result) -> dict:
@@ -43,7 +42,7 @@ def test_a_batch_judges_every_file_as_if_it_came_alone(tmp_path):
     (folder / "same_bytes_again.json").write_bytes(good[0].content)  # a duplicate inside the batch
     names = sorted(p.name for p in folder.iterdir())
 
-    together = land_submissions(DataPaths(tmp_path / "batch").ensure(), [Claim(folder / n, n) for n in names])
+    together = land(DataPaths(tmp_path / "batch").ensure(), SUBMISSIONS, [Arrival(folder / n, n) for n in names])
     alone_paths = DataPaths(tmp_path / "alone").ensure()
     alone = {n: land_submission(alone_paths, folder / n, n) for n in names}
 
@@ -59,12 +58,12 @@ def test_a_file_landed_before_a_stop_is_not_landed_twice(data_dir, tmp_path):
     files = generate(["35.01", "35.02"], years=(2024,), stages=("final",))
     for f in files:
         (tmp_path / f.name).write_bytes(f.content)
-    arrivals = [Claim(tmp_path / f.name, f.name) for f in files]
-    first = land_submissions(data_dir, arrivals)
+    arrivals = [Arrival(tmp_path / f.name, f.name) for f in files]
+    first = land(data_dir, SUBMISSIONS, arrivals)
     # A stop after the lake file was written and before the reports were: the next run sees no verdict.
     for r in first.results:
         report_file(data_dir, r.sha256, "json").unlink()
-    again = land_submissions(data_dir, arrivals)
+    again = land(data_dir, SUBMISSIONS, arrivals)
 
     assert [r.status for r in again.results] == ["loaded", "loaded"]
     with duckdb.connect() as con:
@@ -77,8 +76,8 @@ def test_a_file_landed_before_a_stop_is_not_landed_twice(data_dir, tmp_path):
 def test_a_file_that_cannot_be_read_fails_alone(data_dir, tmp_path):
     good = generate(["35.01"], years=(2024,), stages=("final",))[0]
     (tmp_path / good.name).write_bytes(good.content)
-    outcome = land_submissions(data_dir, [Claim(tmp_path / "vanished.csv", "vanished.csv"),
-                                          Claim(tmp_path / good.name, good.name)])
+    outcome = land(data_dir, SUBMISSIONS, [Arrival(tmp_path / "vanished.csv", "vanished.csv"),
+                                          Arrival(tmp_path / good.name, good.name)])
     assert [a.original_name for a, _ in outcome.failed] == ["vanished.csv"]
     assert isinstance(outcome.failed[0][1], FileNotFoundError)
     assert [(r.original_name, r.status) for r in outcome.results] == [(good.name, "loaded")]
@@ -104,7 +103,8 @@ def test_work_unit_files_land_apart_and_a_bad_unit_code_is_refused(data_dir, tmp
     doc = json.loads(base.content)
     for name, unit in (("unit.json", "DISKOMINFO"), ("bad_unit.json", "../etc"), ("own.json", "")):
         (tmp_path / name).write_text(json.dumps({**doc, "rows": [{**r, "work_unit": unit} for r in doc["rows"]]}))
-    outcome = land_submissions(data_dir, [Claim(tmp_path / n, n) for n in ("unit.json", "bad_unit.json", "own.json")])
+    names = ("unit.json", "bad_unit.json", "own.json")
+    outcome = land(data_dir, SUBMISSIONS, [Arrival(tmp_path / n, n) for n in names])
 
     unit, bad, own = outcome.results
     assert (unit.dataset, unit.status, unit.report["work_unit"]) == ("work_unit_submissions", "loaded", "DISKOMINFO")
@@ -127,7 +127,7 @@ def test_the_ingest_log_keeps_arrival_order_so_the_last_file_sent_is_current(dat
     (tmp_path / "v2.json").write_text(json.dumps(revised))
     land_submission(data_dir, tmp_path / "v1.json", "v1.json")
     # The old file again (decided from its stored verdict) and then the correction, in one batch.
-    land_submissions(data_dir, [Claim(tmp_path / "v1.json", "v1_again.json"),
-                                Claim(tmp_path / "v2.json", "v2.json")])
+    land(data_dir, SUBMISSIONS, [Arrival(tmp_path / "v1.json", "v1_again.json"),
+                                Arrival(tmp_path / "v2.json", "v2.json")])
     lines = [(line["original_name"], line["status"]) for line in read_lines(data_dir.ingest_log)]
     assert lines == [("v1.json", "loaded"), ("v1_again.json", "duplicate"), ("v2.json", "loaded")]

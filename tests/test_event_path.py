@@ -389,11 +389,10 @@ def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_publish
 LANDER = """
 import sys
 from pathlib import Path
-from dagster_project.lib.inbox import Claim
-from dagster_project.lib.ingest import land_submissions
+from dagster_project.lib.ingest import SUBMISSIONS, Arrival, land
 from dagster_project.paths import DataPaths
 paths = DataPaths(Path(sys.argv[1]))
-print(land_submissions(paths, [Claim(Path(sys.argv[2]), 'same.json')]).results[0].status)
+print(land(paths, SUBMISSIONS, [Arrival(Path(sys.argv[2]), 'same.json')]).results[0].status)
 """
 
 

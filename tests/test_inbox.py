@@ -14,7 +14,7 @@ import pytest
 from dagster_project import cli
 from dagster_project.defs.sensors import inbox_sensor
 from dagster_project.defs.update import STEP, SUBMISSIONS_SUITE
-from dagster_project.lib.inbox import Claim, claim_all, inbox_path, look, readable_name, return_orphans
+from dagster_project.lib.inbox import claim_all, inbox_path, look, readable_name, return_orphans
 from dagster_project.lib.samples import bundled_samples, generate, published_domains
 from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 from tests.conftest import land_files
@@ -23,9 +23,9 @@ SAMPLES = BUNDLED_DATA_DIR / "samples"
 
 
 def land_one(paths: DataPaths, path, name: str):
-    from dagster_project.lib.ingest import land_submissions
+    from dagster_project.lib.ingest import SUBMISSIONS, Arrival, land
 
-    return land_submissions(paths, [Claim(path, name)]).results[0]
+    return land(paths, SUBMISSIONS, [Arrival(path, name)]).results[0]
 
 
 def files_of(request) -> list[str]:

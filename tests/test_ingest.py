@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from dagster_project.lib import ingest
-from dagster_project.lib.ingest import lake_file, land_release, report_file
+from dagster_project.lib import datasets, ingest
+from dagster_project.lib.ingest import land_release, report_file
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.registry import load_registry
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig
@@ -25,7 +25,7 @@ def test_a_valid_release_lands_once_and_then_is_a_duplicate(tmp_path, data_dir):
     cfg, entry = release(tmp_path, REAL_2024)
     first = land_release(cfg, entry, data_dir)
     assert (first.status, first.rows) == ("loaded", 615)
-    assert lake_file(data_dir, 2024, first.sha256).exists()
+    assert len(list((data_dir.lake / "official_results" / "year=2024").glob("*.parquet"))) == 1
     assert (data_dir.archive / f"{first.sha256}.csv").read_text(encoding="utf-8") == REAL_2024
     second = land_release(cfg, entry, data_dir)
     assert second.status == "duplicate" and second.sha256 == first.sha256
@@ -74,7 +74,7 @@ def test_a_year_that_is_not_a_whole_number_is_quarantined_not_crashed(tmp_path, 
 def test_an_unexpected_parsing_error_quarantines_with_the_error(tmp_path, data_dir, monkeypatch):
     def explode(*args, **kwargs):
         raise MemoryError("simulated")
-    monkeypatch.setattr(ingest, "normalize_release", explode)
+    monkeypatch.setattr(datasets, "normalize_release", explode)
     cfg, entry = release(tmp_path, REAL_2024)
     result = land_release(cfg, entry, data_dir)
     assert result.status == "quarantined"

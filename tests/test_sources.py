@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from dagster_project.lib.ingest import land_release
 from dagster_project.lib.sources import (
     ReleaseSourceError,
     SourceConfig,
@@ -35,9 +36,17 @@ def http_cfg(server, **kw) -> SourceConfig:
 
 
 def fetch(server, data_dir, cfg=None):
+    """Fetch the manifest's one release into a downloads folder, as landing does."""
     cfg = cfg or http_cfg(server)
     (entry,) = list_releases(cfg)
-    return fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache)
+    return fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache, data_dir.root / "downloads")
+
+
+def land(server, data_dir):
+    """Fetch and land (archive) the manifest's one release."""
+    cfg = http_cfg(server)
+    (entry,) = list_releases(cfg)
+    return land_release(cfg, entry, data_dir)
 
 
 def test_bundled_folder_is_the_default_source():
@@ -49,9 +58,11 @@ def test_http_manifest_release_is_downloaded_verified_and_archived(server, data_
     server.routes["/manifest.json"] = static(manifest(), content_type="application/json")
     server.routes["/files/hasil_2024.csv"] = static(BODY, etag='"v1"')
     got = fetch(server, data_dir)
-    assert got.sha256 == SHA and got.path == data_dir.archive / f"{SHA}.csv"
+    assert got.sha256 == SHA and got.path.parent == data_dir.root / "downloads"
     assert got.path.read_bytes() == BODY and not got.not_modified
-    assert not list(data_dir.archive.glob(".*"))  # no temp file left behind
+    landed = land(server, data_dir)
+    assert landed.status == "loaded" and (data_dir.archive / f"{SHA}.csv").read_bytes() == BODY
+    assert [p.name for p in data_dir.archive.glob(".*")] == [".lock"]  # no temp file left behind
 
 
 def test_unchanged_release_is_not_downloaded_again(server, data_dir):
@@ -63,7 +74,7 @@ def test_unchanged_release_is_not_downloaded_again(server, data_dir):
         downloads.append(reply.status)
         return reply
     server.routes["/files/hasil_2024.csv"] = counted
-    fetch(server, data_dir)
+    land(server, data_dir)
     again = fetch(server, data_dir)
     assert downloads == [200, 304]
     assert again.not_modified and again.sha256 == SHA
@@ -82,7 +93,7 @@ def test_a_server_that_answers_too_late_is_retried_then_loads_once(server, data_
     server.routes["/files/hasil_2024.csv"] = failing_then(static(BODY), [Reply(200, BODY, delay=1.5)])
     got = fetch(server, data_dir, http_cfg(server, timeout_seconds=0.3))
     assert got.sha256 == SHA and server.hits["/files/hasil_2024.csv"] == 2
-    assert [p.name for p in data_dir.archive.iterdir()] == [f"{SHA}.csv"]
+    assert list((data_dir.root / "downloads").iterdir()) == [got.path]  # one download kept, no partial one
 
 
 def test_a_server_that_never_answers_in_time_loads_nothing(server, data_dir):
@@ -167,7 +178,7 @@ def test_ckan_package_show_resources_become_releases(server, data_dir):
     cfg = SourceConfig(kind="ckan", location=server.url, package_id="hasil-evaluasi-spbe", retries=0)
     (entry,) = list_releases(cfg)
     assert (entry.year, entry.sha256, entry.version) == (2024, SHA, "2025-01-02T03:04:05")
-    assert fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache).sha256 == SHA
+    assert land_release(cfg, entry, data_dir).sha256 == SHA
 
 
 def test_failed_ckan_answer_is_a_clear_error(server):
@@ -191,7 +202,7 @@ def test_local_manifest_cannot_point_outside_its_folder(tmp_path, data_dir):
     cfg = SourceConfig(kind="local", location=str(tmp_path / "releases"))
     (entry,) = list_releases(cfg)
     with pytest.raises(ReleaseSourceError, match="not a file inside"):
-        fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache)
+        fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache, data_dir.root / "downloads")
 
 
 def test_a_304_never_returns_content_the_manifest_no_longer_names(server, data_dir):
@@ -205,7 +216,7 @@ def test_a_304_never_returns_content_the_manifest_no_longer_names(server, data_d
         return Reply(200, current["body"], {"ETag": '"always-the-same"'})
     server.routes["/manifest.json"] = lambda req: Reply(200, current["manifest"])
     server.routes["/files/hasil_2024.csv"] = stale_cdn
-    assert fetch(server, data_dir).sha256 == SHA
+    assert land(server, data_dir).sha256 == SHA
     current.update(manifest=manifest(sha=hashlib.sha256(new_body).hexdigest()), body=new_body)
     got = fetch(server, data_dir)
     assert got.sha256 == hashlib.sha256(new_body).hexdigest() and not got.not_modified

@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from dagster_project import cli
-from dagster_project.lib.inbox import Claim
-from dagster_project.lib.ingest import land_release, land_submissions
+from dagster_project.lib import ingest
+from dagster_project.lib.ingest import SUBMISSIONS, Arrival, land_release
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.samples import generate
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig
@@ -22,7 +22,6 @@ from dagster_project.lib.storage_caps import (
     EVICTED_LOG,
     QUARANTINE_CAP_ENV,
     Kept,
-    StorageFull,
     human_bytes,
     parse_bytes,
     plan_eviction,
@@ -48,7 +47,7 @@ def write(folder, name: str, content: bytes):
 
 
 def land(paths: DataPaths, *files, run_id: str = ""):
-    return land_submissions(paths, [Claim(f, f.name) for f in files], run_id=run_id)
+    return ingest.land(paths, SUBMISSIONS, [Arrival(f, f.name) for f in files], run_id=run_id)
 
 
 def kept_bytes(paths: DataPaths) -> int:
@@ -186,14 +185,22 @@ def test_when_accepted_files_fill_the_archive_a_new_file_is_not_taken_and_waits_
     assert read_lines(data_dir.ingest_log) == before and (data_dir.inbox / "large.json").exists()
 
 
-def test_a_release_that_does_not_fit_is_not_landed_and_not_kept(data_dir, tmp_path, monkeypatch):
+def test_a_release_that_does_not_fit_is_not_taken_and_not_kept(data_dir, tmp_path, monkeypatch):
+    """As an inbox file: refused with the reason in the log once, nothing archived; it waits at its source."""
     source = tmp_path / "source"
     source.mkdir()
     (source / "r2024.csv").write_bytes((BUNDLED_RELEASES_DIR / "spbe_results_2024.csv").read_bytes())
     monkeypatch.setenv(ARCHIVE_CAP_ENV, "10kB")
-    with pytest.raises(StorageFull, match=r"r2024\.csv: not landed, archive full: 0 bytes of the 10 kB cap"):
-        land_release(SourceConfig(kind="local", location=str(source)), ReleaseEntry(2024, "r2024.csv"), data_dir)
-    assert archive_bytes(data_dir) == 0 and read_lines(data_dir.ingest_log) == []  # like a failed download
+    cfg, entry = SourceConfig(kind="local", location=str(source)), ReleaseEntry(2024, "r2024.csv")
+    refused = land_release(cfg, entry, data_dir)
+    again = land_release(cfg, entry, data_dir)
+
+    assert (refused.status, again.status) == ("rejected", "rejected")
+    assert refused.reason.startswith("r2024.csv: not taken, archive full: 0 bytes of the 10 kB cap")
+    assert refused.reason.endswith("; it waits at its source")
+    assert archive_bytes(data_dir) == 0 and list(data_dir.archive.iterdir()) == [data_dir.archive / ".lock"]
+    assert [(line["dataset"], line["status"]) for line in read_lines(data_dir.ingest_log)] == [
+        ("official_results", "rejected")]  # logged once while it lasts
 
 
 def _land_at_once(paths: DataPaths, path, start, statuses) -> None:

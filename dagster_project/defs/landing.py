@@ -32,9 +32,10 @@ from dagster_project.lib.inbox import (
 from dagster_project.lib.ingest import (
     SUBMISSIONS,
     WORK_UNITS,
+    Arrival,
     LandingResult,
+    land,
     land_release,
-    land_submissions,
     log_set_aside,
     release_is_current,
 )
@@ -132,18 +133,19 @@ def _submissions(context, config, paths: DataPaths, landed: Landed):
     for source, claims in batches.items():
         if not claims:
             continue
+        arrivals = {Arrival(c.path, c.original_name): c for c in claims}
         try:
-            outcome = land_submissions(paths, claims, source, context.run.run_id)
+            outcome = land(paths, SUBMISSIONS, list(arrivals), source, context.run.run_id)
         except Exception as e:  # the batch could not be landed (disk, permissions): every file goes back
             kept = [_give_back(paths, c) for c in claims if c.path.exists()]
             raise dg.Failure(f"{len(claims)} file(s) could not be landed and were kept for a retry "
                              f"({e.__class__.__name__}: {e}): {kept}") from e
-        failed = {id(c) for c, _ in outcome.failed}
-        for claim, error in outcome.failed:
-            landed.not_landed.append(f"{claim.original_name} ({error.__class__.__name__}: {error}), kept in "
-                                     f"{_give_back(paths, claim)}")
+        failed = {arrivals[a] for a, _ in outcome.failed}
+        for arrival, error in outcome.failed:
+            landed.not_landed.append(f"{arrival.original_name} ({error.__class__.__name__}: {error}), kept in "
+                                     f"{_give_back(paths, arrivals[arrival])}")
         for claim in claims:
-            if id(claim) not in failed:
+            if claim not in failed:
                 release(claim.path)  # archived first, so leaving the inbox loses nothing
         results += outcome.results
     if not results:

@@ -102,15 +102,6 @@ def link_atomically(source: Path, target: Path) -> None:
         os.close(fd)
 
 
-def archive_bytes(archive_dir: Path, content: bytes, ext: str) -> tuple[str, Path]:
-    """Keep ``content`` as ``<sha256>.<ext>``; an identical file already there is left as is."""
-    sha = hashlib.sha256(content).hexdigest()
-    target = archive_path(archive_dir, sha, ext)
-    if not target.exists():
-        write_atomically(target, content)
-    return sha, target
-
-
 def _syncfs(directory: Path) -> None:
     """Make every write on the file system of ``directory`` durable (Linux ``syncfs``; ``os.sync`` elsewhere)."""
     syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)

@@ -1,10 +1,11 @@
 """Landing: archive by hash -> parse -> validate -> lake or quarantine -> one line in the ingest log.
 
-Two datasets arrive as files: official releases (one results table per year, from the release source) and
-regional submissions (one institution x year x stage, from the inbox). Both land the same way. Landing is
-content-addressed, so the same bytes twice is a no-op reported as ``duplicate``. A correction is a new
-sha256, hence a new lake file, and older ones stay. A file counts once its line is in the ingest log
-(lib/ingest_log.py), which also decides whether it becomes current.
+Every dataset that arrives as files lands through ``land``, a batch at a time: a batch of inbox submissions,
+or an official release (a batch of one, fetched from the release source by ``land_release``). What differs
+per dataset (reading, typing, what a file is about) is in lib/datasets.py. Landing is content-addressed, so
+the same bytes twice is a no-op reported as ``duplicate``. A correction is a new sha256, hence a new lake
+file, and older ones stay. A file counts once its line is in the ingest log (lib/ingest_log.py), which also
+decides whether it becomes current.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -25,46 +27,18 @@ import duckdb
 import pandas as pd
 import requests
 
-from dagster_project.lib.archive import (
-    DurableBatch,
-    archive_path,
-    file_sha256,
-    link_atomically,
-    utc_now,
-    write_atomically,
-)
-from dagster_project.lib.inbox import Claim
+from dagster_project.lib.archive import DurableBatch, archive_path, file_sha256, utc_now
+from dagster_project.lib.datasets import RELEASES, SUBMISSIONS, WORK_UNITS, Arrival, Dataset, lake_dataset
 from dagster_project.lib.ingest_log import ACCEPTED, IngestLog, read_lines
-from dagster_project.lib.quality import plain_reason, suite_path, validate_frame, validate_groups
+from dagster_project.lib.quality import plain_reason, suite_path, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
-from dagster_project.lib.releases import ReleaseFormatError, normalize_release, read_release_csv
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig, fetch_release
 from dagster_project.lib.storage_caps import Storage, StorageFull, storage
-from dagster_project.lib.submissions import (
-    FILE_INDEX,
-    MAX_FILE_BYTES,
-    SubmissionFormatError,
-    file_type_of,
-    normalize_submissions,
-    read_submission,
-)
+from dagster_project.lib.submissions import FILE_INDEX, file_type_of
 from dagster_project.paths import DBT_PROJECT_DIR, REFERENCE_DIR, DataPaths
 
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str  # lake folder, ingest-log dataset and GX suite name
-    id_columns: tuple[str, ...]  # shown next to each failing value
-    code: tuple[str, ...]  # lib modules a verdict depends on, besides the suite and the reference tables
-
-
-RELEASES = Dataset("official_results", ("row_number", "year", "institution_name", "kemendagri_code"),
-                   ("releases.py", "framework.py", "registry.py", "quality.py", "values.py"))
-SUBMISSIONS = Dataset("submissions", ("row_number", "institution_code", "stage", "indicator"),
-                      ("submissions.py", "framework.py", "registry.py", "quality.py", "values.py"))
-# Work units' (OPD) own self-assessments: the same contract and suite, their own lake folder and log dataset,
-# so that they never count as their institution's submission.
-WORK_UNITS = "work_unit_submissions"
+__all__ = ["RELEASES", "SUBMISSIONS", "WORK_UNITS", "Arrival", "BatchOutcome", "LandingResult", "land",
+           "land_release", "log_set_aside", "release_is_current", "report_file", "validation_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +46,10 @@ class LandingResult:
     dataset: str
     year: int | None
     sha256: str
-    status: str  # loaded | duplicate | quarantined
+    status: str  # loaded | duplicate | quarantined | rejected (not taken)
     rows: int
     reason: str
     report: dict
-    not_modified: bool = False
     original_name: str = ""
     changes_data: bool = False  # the ingest log's verdict: a build would publish something new
 
@@ -85,18 +58,21 @@ class LandingResult:
         return self.report.get("passed", False)
 
 
-def lake_file(paths: DataPaths, year: int, sha256: str, dataset: str = RELEASES.name) -> Path:
-    return paths.lake_dataset(dataset) / f"year={year}" / f"{sha256}.parquet"
+
+
+@dataclass
+class BatchOutcome:
+    results: list[LandingResult]  # one per file, in arrival order; then a `rejected` one per file not taken
+    failed: list[tuple[Arrival, Exception]]  # files not archived (unreadable, or StorageFull): nothing of them landed
 
 
 def report_file(paths: DataPaths, sha256: str, kind: str = "") -> Path:
-    """Where the verdict on this content is kept. Submissions add their file type: the same bytes sent as
-    .txt (refused) and then as .csv are two different questions."""
+    """Where the verdict on this content is kept (``kind``: the file type, for datasets judged per type)."""
     return paths.state / "reports" / (f"{sha256}.{kind}.json" if kind else f"{sha256}.json")
 
 
 @cache
-def validation_fingerprint(dataset: Dataset = RELEASES) -> str:
+def validation_fingerprint(dataset: Dataset) -> str:
     """What a verdict depends on: the suite, the reference tables and the parsing and validation code.
 
     A stored verdict is reused only while this is unchanged, so fixing the registry (say, adding an alias)
@@ -110,36 +86,20 @@ def validation_fingerprint(dataset: Dataset = RELEASES) -> str:
     return h.hexdigest()
 
 
-# A parser turns bytes into (frame or None, report dict, one-line reason).
-Parser = Callable[[bytes], tuple[pd.DataFrame | None, dict, str]]
-
-
 def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths, run_id: str = "",
                  session: requests.Session | None = None, registry: Registry | None = None) -> LandingResult:
-    """Fetch and land one release; source errors propagate (nothing landed), data errors quarantine. A new
-    release that does not fit under the archive cap is removed again and ``StorageFull`` raised: like a source
-    error, nothing of it landed, and the release sensor asks again later."""
+    """Fetch one release and land it, as a batch of one. Source errors propagate (nothing landed); a release
+    that does not fit under the archive cap is not taken (a ``rejected`` result), and the release sensor asks
+    for it again later."""
     paths.ensure()
-
-    def parse(content: bytes):
-        return _validated(RELEASES, lambda: normalize_release(
-            read_release_csv(content, Path(entry.url).name), entry.year, registry or load_registry()),
-            Path(entry.url).name, (ReleaseFormatError,))
-
-    with _storage(paths, run_id) as store:
-        fetched = fetch_release(cfg, entry, paths.archive, paths.http_cache, session)
-        if store.caps.bounded and fetched.path.name not in store.kept:  # new bytes: they must fit
-            size = fetched.path.stat().st_size
-            why = None if store.fits(size) else store.make_room(size, {fetched.path.name})
-            if why:
-                fetched.path.unlink()
-                raise StorageFull(f"{Path(entry.url).name}: not landed, {why}")
-            store.add(fetched.path.name, size)
-        result = _land(paths, fetched.path, fetched.sha256, entry, cfg.kind, parse, run_id)
-        store.judge(result.sha256, result.status in ACCEPTED, {"original_name": entry.url, "reason": result.reason,
-                                                              "received_at": result.report.get("received_at")})
-        store.enforce()
-    return dataclasses.replace(result, not_modified=fetched.not_modified)
+    with tempfile.TemporaryDirectory(dir=paths.archive, prefix=".download.") as downloads:
+        fetched = fetch_release(cfg, entry, paths.archive, paths.http_cache, Path(downloads), session)
+        arrival = Arrival(fetched.path, entry.url, year=entry.year, ext=entry.format,
+                          log=(("source_version", entry.fingerprint),))
+        outcome = land(paths, RELEASES, [arrival], cfg.kind, run_id, registry)
+    if not outcome.results:
+        raise outcome.failed[0][1]
+    return outcome.results[0]
 
 
 def _storage(paths: DataPaths, run_id: str):
@@ -165,71 +125,65 @@ def release_is_current(paths: DataPaths, entry: ReleaseEntry) -> bool:
 
 
 @dataclass
-class BatchOutcome:
-    results: list[LandingResult]  # one per file, in arrival order; then a `rejected` one per file not taken
-    failed: list[tuple[Claim, Exception]]  # files not archived (unreadable, or StorageFull): nothing of them landed
-
-
-@dataclass
 class _Arrived:
-    arrival: Claim
+    arrival: Arrival
     name: str  # printable
     ext: str
     sha256: str
     path: Path  # in the archive
     frame_index: int | None = None  # its rows in the batch frame
-    dataset: str = SUBMISSIONS.name  # or WORK_UNITS
+    dataset: str = ""  # its lake folder and log dataset, once judged
     verdict: tuple[dict, str] | None = None  # (report, reason) once judged
     previous: dict | None = None  # the stored verdict on the same content
     same_as: int | None = None  # an earlier file of this batch with the same content
 
 
-def land_submissions(paths: DataPaths, arrivals: list[Claim], source: str = "inbox", run_id: str = "",
-                     registry: Registry | None = None) -> BatchOutcome:
-    """Land a batch of submission files: archive every file as received (streamed, whatever its size), then
-    parse each, validate all of them in one GX run, and write one lake file per year for the accepted ones.
+def land(paths: DataPaths, dataset: Dataset, arrivals: Sequence[Arrival], source: str = "inbox", run_id: str = "",
+         registry: Registry | None = None) -> BatchOutcome:
+    """Land a batch of files of one dataset: archive every file as received (streamed, whatever its size), then
+    read each, validate all of them in one GX run, and write one lake file per year for the accepted ones.
 
     Each file gets its own verdict, as if it had come alone; one bad file never holds back the others.
     Order makes a crash at any point safe to re-run: archive, then lake files and quarantine links, then the
     ingest-log lines (the commit), then the reports, which mark the landing as done. If a step after the
     archive fails for the whole batch (a full disk), the error propagates and nothing of the batch is
     reported landed. A file that does not fit under the archive cap even with refused files evicted is not
-    taken: it gets a ``rejected`` line saying why and comes back in ``failed`` (``StorageFull``), to wait in
-    the inbox; the files beside it that fit land.
+    taken: it gets a ``rejected`` line saying why and comes back in ``failed`` (``StorageFull``), to wait
+    where it came from; the files beside it that fit land.
     """
     paths.ensure()
     registry = registry or load_registry()
     with _storage(paths, run_id) as store:
-        return _land_batch(paths, arrivals, source, run_id, registry, store)
+        return _land_batch(paths, dataset, arrivals, source, run_id, registry, store)
 
 
-def _land_batch(paths: DataPaths, arrivals: list[Claim], source: str, run_id: str, registry: Registry,
-                store: Storage) -> BatchOutcome:
+def _land_batch(paths: DataPaths, dataset: Dataset, arrivals: Sequence[Arrival], source: str, run_id: str,
+                registry: Registry, store: Storage) -> BatchOutcome:
     received = datetime.now(UTC)
     received_at = received.isoformat(timespec="microseconds")
     arrived, failed, full = _archive_all(paths, arrivals, store)
     first_of: dict[tuple[str, str], int] = {}
-    tables: list[dict[str, list[str]]] = []
+    cells: dict[int, object] = {}
     for i, f in enumerate(arrived):
-        if (f.sha256, f.ext) in first_of:
-            f.same_as = first_of[f.sha256, f.ext]
+        kind = _verdict_kind(dataset, f)
+        if (f.sha256, kind) in first_of:
+            f.same_as = first_of[f.sha256, kind]
             continue
-        first_of[f.sha256, f.ext] = i
-        f.previous = _load_report(paths, f.sha256, SUBMISSIONS, f.ext)
+        first_of[f.sha256, kind] = i
+        f.previous = _load_report(paths, f.sha256, dataset, kind)
         if f.previous is not None:
             continue
         try:
             size = f.path.stat().st_size
-            if size > MAX_FILE_BYTES:  # refused unread: never pull a huge file into memory
-                raise SubmissionFormatError(f.name, "file_size", f"{size} bytes, over {MAX_FILE_BYTES}")
-            tables.append(read_submission(f.path.read_bytes(), f.name).table)
-            f.frame_index = len(tables) - 1
-        except SubmissionFormatError as e:
-            f.verdict = _unreadable(SUBMISSIONS, e.rule, e.detail), str(e)
+            if size > dataset.max_bytes:  # refused unread: never pull a huge file into memory
+                raise dataset.format_error(_shown(f.name), "file_size", f"{size} bytes, over {dataset.max_bytes}")
+            cells[i] = dataset.read(f.path.read_bytes(), _shown(f.name))
+        except dataset.format_error as e:
+            f.verdict = _unreadable(dataset, e.rule, e.detail), str(e)
         except Exception as e:  # a file must never crash landing: quarantine it with what went wrong
             detail = f"{e.__class__.__name__}: {e}"
-            f.verdict = _unreadable(SUBMISSIONS, "unexpected_parse_error", detail), f"{f.name}: {detail}"
-    frame, facts = _judge(arrived, tables, registry, received)
+            f.verdict = _unreadable(dataset, "unexpected_parse_error", detail), f"{_shown(f.name)}: {detail}"
+    frame, facts = _judge(dataset, arrived, cells, registry, received)
 
     results: list[LandingResult | None] = [None] * len(arrived)
     # Log lines in arrival order: the latest landing of an institution's file decides its current revision.
@@ -243,19 +197,18 @@ def _land_batch(paths: DataPaths, arrivals: list[Claim], source: str, run_id: st
                 continue  # decided once the first file of this content is
             report, reason = f.verdict
             fact = facts.get(f.frame_index, {})
-            f.dataset = WORK_UNITS if fact.get("keys", {}).get("work_unit") else SUBMISSIONS.name
+            f.dataset = lake_dataset(dataset, fact.get("keys", {}))
             year, rows = fact.get("year"), fact.get("rows", 0)
             status = "loaded" if report["passed"] and year is not None else "quarantined"
             if status == "quarantined" or report.get("failed"):
-                reason = plain_reason(report, f.name)
+                reason = plain_reason(report, _shown(f.name))
             report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
-                          original_name=f.name, validation_fingerprint=validation_fingerprint(SUBMISSIONS),
+                          original_name=f.name, validation_fingerprint=validation_fingerprint(dataset),
                           **fact.get("keys", {}))
             if status == "quarantined":  # kept once: the quarantine names the archived bytes
                 batch.link(f.path, paths.quarantine / f.path.name)
                 batch.write(paths.quarantine / f"{f.sha256}.report.json", _report_bytes(report))
-            log[i] = {**base, "sha256": f.sha256, "original_name": f.name, "dataset": f.dataset,
-                      **_keys(report), "status": status, "rows": rows, "reason": reason}, True
+            log[i] = {**base, **_line(f, report), "status": status, "rows": rows, "reason": reason}, True
             results[i] = LandingResult(f.dataset, year, f.sha256, status, rows, reason, report,
                                        original_name=f.name)
         accepted = {f.frame_index: f for f, r in zip(arrived, results, strict=True) if r and r.status == "loaded"}
@@ -268,37 +221,52 @@ def _land_batch(paths: DataPaths, arrivals: list[Claim], source: str, run_id: st
         status = "duplicate" if earlier["passed"] else "quarantined"
         reason = f"same content as an earlier file ({earlier['status']}): {earlier.get('reason', '')}".rstrip(": ")
         rows = earlier.get("rows", 0)
-        f.dataset = WORK_UNITS if earlier.get("work_unit") else SUBMISSIONS.name
-        log[i] = {**base, "sha256": f.sha256, "original_name": f.name, "dataset": f.dataset, **_keys(earlier),
-                  "status": status, "rows": rows, "reason": reason}, False
+        f.dataset = lake_dataset(dataset, earlier)
+        log[i] = {**base, **_line(f, earlier), "status": status, "rows": rows, "reason": reason}, False
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
-    not_taken = [{**base, "dataset": SUBMISSIONS.name, "original_name": name, "status": "rejected", "rows": 0,
-                  "reason": f"{name}: not taken, {why}; it waits in the inbox"} for _, name, why in full]
-    # The inbox sensor offers a waiting file again every few minutes: a refusal for the cap is logged once
-    # while it lasts, so that a file too large for the cap does not rebuild and publish on every try.
+    not_taken = [{**base, "dataset": dataset.name, "original_name": name, "status": "rejected", "rows": 0,
+                  "reason": f"{_shown(name)}: not taken, {why}; it waits {dataset.waits}"}
+                 for _, name, why in full]
+    # A source offers a waiting file again every few minutes: a refusal for the cap is logged once while it
+    # lasts, so that a file too large for the cap does not rebuild and publish on every try.
     said = _last_reasons(paths, {line["original_name"] for line in not_taken}) if not_taken else {}
-    repeated = [line for line in not_taken
-                if (said.get(line["original_name"]) or "").startswith(f"{line['original_name']}: not taken, ")]
+    repeated = [line for line in not_taken if (said.get(line["original_name"]) or "").startswith(
+        f"{_shown(line['original_name'])}: not taken, ")]
     new_refusals = [(line, True) for line in not_taken if line not in repeated]
     lines = IngestLog.of(paths.ingest_log).append([*(line for line in log if line is not None), *new_refusals])
     for verdict in _verdicts(lines):
         store.judge(*verdict)
     written = iter(lines)
     results = [dataclasses.replace(r, changes_data=next(written)["changes_data"]) if r else r for r in results]
-    unarchived = [LandingResult(SUBMISSIONS.name, None, "", "rejected", 0, line["reason"], {},
+    unarchived = [LandingResult(dataset.name, None, "", "rejected", 0, line["reason"], {},
                                 original_name=line["original_name"], changes_data=line.get("changes_data", False))
                   for line in [*written, *repeated]]
     with DurableBatch() as batch:
         for f, r in zip(arrived, results, strict=True):
             if f.previous is None and f.same_as is None:
-                batch.write(report_file(paths, f.sha256, f.ext), _report_bytes(r.report))
+                batch.write(report_file(paths, f.sha256, _verdict_kind(dataset, f)), _report_bytes(r.report))
             elif r.status == "quarantined" and not (batch.holds(paths.quarantine / f.path.name)
                                                     or (paths.quarantine / f.path.name).exists()):
                 batch.link(f.path, paths.quarantine / f.path.name)  # refused before, and its bytes were evicted
     store.enforce()
     return BatchOutcome([r for r in results if r is not None] + unarchived,
-                        failed + [(claim, StorageFull(why)) for claim, _, why in full])
+                        failed + [(arrival, StorageFull(why)) for arrival, _, why in full])
+
+
+def _verdict_kind(dataset: Dataset, f: _Arrived) -> str:
+    return f.ext if dataset.verdict_per_file_type else ""
+
+
+def _shown(name: str) -> str:
+    """A file's name as reasons show it: a release's URL by its last part."""
+    return name.rsplit("/", 1)[-1]
+
+
+def _line(f: _Arrived, report: dict) -> dict:
+    """An ingest-log line's fields for a file: what it is, what it is about, what its source said."""
+    return {"sha256": f.sha256, "original_name": f.name, "dataset": f.dataset, **dict(f.arrival.log),
+            **_keys(report)}
 
 
 def _last_reasons(paths: DataPaths, names: set[str]) -> dict[str, str]:
@@ -307,17 +275,18 @@ def _last_reasons(paths: DataPaths, names: set[str]) -> dict[str, str]:
             if line.get("original_name") in names}
 
 
-def _archive_all(paths: DataPaths, arrivals: list[Claim], store: Storage) -> tuple[
-        list[_Arrived], list[tuple[Claim, Exception]], list[tuple[Claim, str, str]]]:
+def _archive_all(paths: DataPaths, arrivals: Sequence[Arrival], store: Storage) -> tuple[
+        list[_Arrived], list[tuple[Arrival, Exception]], list[tuple[Arrival, str, str]]]:
     """Every file kept under its hash, made durable together, before anything parses it. A file that does not
-    fit under the archive cap, even with refused files evicted, is not taken: (claim, name, why) in the third
-    list, and the files after it go on."""
+    fit under the archive cap, even with refused files evicted, is not taken: (arrival, name, why) in the
+    third list, and the files after it go on."""
     arrived, failed, full = [], [], []
     relied_on: set[str] = set()  # archive names of this batch: never evicted to make room for another file
     with DurableBatch() as batch:
         for a in arrivals:
-            # The archive keeps the bytes under their hash; the extension is one of three, never the sender's name.
-            ext = file_type_of(a.original_name) or "bin"
+            # The archive keeps the bytes under their hash; the extension is the declared type or one of the
+            # contract's, never the sender's name.
+            ext = a.ext or file_type_of(a.original_name) or "bin"
             # The name is only ever shown: make it printable UTF-8 whatever bytes it came with.
             name = a.original_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             try:
@@ -341,48 +310,41 @@ def _archive_all(paths: DataPaths, arrivals: list[Claim], store: Storage) -> tup
     return arrived, failed, full
 
 
-def _judge(arrived: list[_Arrived], tables: list[dict[str, list[str]]], registry: Registry,
+def _judge(dataset: Dataset, arrived: list[_Arrived], cells: dict[int, object], registry: Registry,
            received: datetime) -> tuple[pd.DataFrame | None, dict[int, dict]]:
-    """Type and validate the parsed files together; sets each file's verdict and returns the batch frame
-    and, per frame index, what each file is about (rows, year, institution, stage, late)."""
-    pending = [f for f in arrived if f.frame_index is not None]
+    """Type and validate the read files together; sets each file's verdict and returns the batch frame and,
+    per frame index, what each file is about (rows, year, and the dataset's keys)."""
+    pending = [arrived[i] for i in cells]
+    for frame_index, f in enumerate(pending):
+        f.frame_index = frame_index
     if not pending:
         return None, {}
+    by_index = {f.frame_index: f.arrival for f in pending}
+    files = [(cells[i], arrived[i].arrival) for i in cells]
     try:
-        frame = normalize_submissions(tables, registry, received)
-        reports = validate_groups(frame, SUBMISSIONS.name, list(SUBMISSIONS.id_columns), FILE_INDEX)
+        frame = dataset.normalize(files, registry, received)
+        reports = validate_groups(frame, dataset.name, list(dataset.id_columns), FILE_INDEX)
     except Exception:  # a file broke the batch: judge each alone, so that only it is quarantined
         frames = {}
-        for f in pending:
-            one, report, reason = _validated(SUBMISSIONS, lambda f=f: normalize_submissions(
-                [tables[f.frame_index]], registry, received).drop(columns=FILE_INDEX), f.name, (SubmissionFormatError,))
-            f.verdict = report, reason
-            if one is not None:
-                frames[f.frame_index] = one.assign(**{FILE_INDEX: f.frame_index})
+        for f, one_file in zip(pending, files, strict=True):
+            try:
+                one = dataset.normalize([one_file], registry, received)
+                report = validate_groups(one, dataset.name, list(dataset.id_columns), FILE_INDEX)[0]
+            except dataset.format_error as e:
+                f.verdict = _unreadable(dataset, e.rule, e.detail), str(e)
+                continue
+            except Exception as e:  # a file must never crash landing: quarantine it with what went wrong
+                detail = f"{e.__class__.__name__}: {e}"
+                f.verdict = _unreadable(dataset, "unexpected_parse_error", detail), f"{_shown(f.name)}: {detail}"
+                continue
+            f.verdict = report.to_dict(), report.reason()
+            frames[f.frame_index] = one.assign(**{FILE_INDEX: f.frame_index})
         frame = pd.concat(frames.values(), ignore_index=True) if frames else None
-        return frame, _file_facts(frame) if frame is not None else {}
+        return frame, dataset.facts(frame, by_index) if frame is not None else {}
     for f in pending:
         report = reports[f.frame_index]
         f.verdict = report.to_dict(), report.reason()
-    return frame, _file_facts(frame)
-
-
-def _file_facts(frame: pd.DataFrame) -> dict[int, dict]:
-    """Per file: rows, its one year (None if several or none), and what it is about when it says so
-    unambiguously."""
-    g = frame.groupby(FILE_INDEX)
-    stats = g.agg(rows=("row_number", "size"), years=("year", "nunique"), year=("year", "first"),
-                  ids=("institution_id", "nunique"), institution_id=("institution_id", "first"),
-                  stages=("stage", "nunique"), stage=("stage", "first"), is_late=("is_late", "any"),
-                  units=("work_unit", "nunique"), work_unit=("work_unit", "first"), coverage=("coverage", "min"))
-    out = {}
-    for k, r in zip(stats.index, stats.itertuples(index=False), strict=True):
-        out[int(k)] = {"rows": int(r.rows), "year": int(r.year) if r.years == 1 else None, "keys": {
-            "institution_id": str(r.institution_id) if r.ids == 1 else None,
-            "stage": str(r.stage) if r.stages == 1 else None, "is_late": bool(r.is_late),
-            "work_unit": str(r.work_unit) if r.units == 1 else None,
-            "coverage": float(r.coverage) if pd.notna(r.coverage) else None}}
-    return out
+    return frame, dataset.facts(frame, by_index)
 
 
 def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame | None,
@@ -431,58 +393,6 @@ def _report_bytes(report: dict) -> bytes:
     return json.dumps(report, default=str).encode()
 
 
-def _validated(dataset: Dataset, build: Callable[[], pd.DataFrame], file_name: str,
-               format_errors: tuple[type[ValueError], ...]) -> tuple[pd.DataFrame | None, dict, str]:
-    try:
-        frame = build()
-        report = validate_frame(frame, dataset.name, list(dataset.id_columns))
-    except format_errors as e:
-        return None, _unreadable(dataset, e.rule, e.detail), str(e)
-    except Exception as e:  # a file must never crash landing: quarantine it with what went wrong
-        detail = f"{e.__class__.__name__}: {e}"
-        return None, _unreadable(dataset, "unexpected_parse_error", detail), f"{file_name}: {detail}"
-    return frame, report.to_dict(), report.reason()
-
-
-def _land(paths: DataPaths, archived: Path, sha256: str, entry: ReleaseEntry, source: str, parse: Parser,
-          run_id: str) -> LandingResult:
-    """Land one release file. Order makes a crash at any point safe to re-run: archive (done by the caller),
-    lake file or quarantine link (each atomic), then the ingest-log line (the commit), then the report."""
-    received_at = utc_now()
-    log = {"sha256": sha256, "original_name": entry.url, "source": source, "source_version": entry.fingerprint,
-           "dataset": RELEASES.name, "received_at": received_at, "run_id": run_id}
-    previous = _load_report(paths, sha256, RELEASES)
-    if previous is not None:
-        status = "duplicate" if previous["passed"] else "quarantined"
-        reason = f"same content as an earlier file ({previous['status']})"
-        (line,) = IngestLog.of(paths.ingest_log).append([({**log, **_keys(previous), "status": status,
-                                                        "rows": previous.get("rows", 0), "reason": reason}, False)])
-        return LandingResult(RELEASES.name, previous.get("year"), sha256, status, previous.get("rows", 0), reason,
-                             previous, original_name=entry.url, changes_data=line["changes_data"])
-
-    frame, report, reason = parse(archived.read_bytes())
-    year = entry.year if frame is not None else None
-    rows = 0 if frame is None else len(frame)
-    if frame is not None and report["passed"]:
-        _write_lake(frame, lake_file(paths, year, sha256), sha256, received_at, entry.url)
-        status = "loaded"
-    else:
-        status = "quarantined"
-        link_atomically(archived, paths.quarantine / archived.name)  # kept once: a second name, not a copy
-    if report.get("failed"):
-        reason = plain_reason(report, Path(entry.url).name)
-    report.update(status=status, rows=rows, reason=reason, year=year, received_at=received_at,
-                  original_name=entry.url, validation_fingerprint=validation_fingerprint(RELEASES))
-    report_bytes = _report_bytes(report)
-    if status == "quarantined":
-        write_atomically(paths.quarantine / f"{sha256}.report.json", report_bytes)
-    (line,) = IngestLog.of(paths.ingest_log).append(
-        [({**log, **_keys(report), "status": status, "rows": rows, "reason": reason}, True)])
-    write_atomically(report_file(paths, sha256), report_bytes)
-    return LandingResult(RELEASES.name, year, sha256, status, rows, reason, report, original_name=entry.url,
-                         changes_data=line["changes_data"])
-
-
 def log_set_aside(paths: DataPaths, entries: list[tuple[str, str, Path]], run_id: str = "") -> list[LandingResult]:
     """``rejected`` lines for inbox entries set aside unopened (a folder, a FIFO, a link, ...)."""
     received_at = utc_now()
@@ -515,19 +425,3 @@ def _load_report(paths: DataPaths, sha256: str, dataset: Dataset, kind: str = ""
     return report if report.get("validation_fingerprint") == validation_fingerprint(dataset) else None
 
 
-def _write_lake(frame: pd.DataFrame, target: Path, sha256: str, received_at: str, original_name: str) -> None:
-    """One Parquet file per accepted file, with lineage columns; written aside, then renamed into place."""
-    out = frame.assign(source_sha256=sha256, received_at=pd.Timestamp(received_at), original_name=original_name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial")
-    try:
-        con = duckdb.connect()  # in-memory: not a writer of any warehouse file
-        try:
-            con.from_df(out).write_parquet(str(tmp))
-        finally:
-            con.close()
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from dagster_project.lib.archive import archive_bytes, archive_path, write_atomically
+from dagster_project.lib.archive import archive_path, file_sha256, write_atomically
 from dagster_project.paths import BUNDLED_RELEASES_DIR
 
 SOURCE_KINDS = ("local", "http", "ckan")
@@ -102,7 +102,7 @@ class ReleaseEntry:
 class FetchedRelease:
     entry: ReleaseEntry
     sha256: str
-    path: Path
+    path: Path  # where its bytes are: a new download, the archived copy (a 304), or the local source's file
     size: int
     not_modified: bool  # True when the server answered 304 and the archived copy was used
 
@@ -237,15 +237,15 @@ def _sha256_or_none(value: Any, where: str) -> str | None:
 
 
 def fetch_release(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path,
-                  session: requests.Session | None = None) -> FetchedRelease:
-    """Download (or read) one release into the archive, verified, and return where it is."""
-    archive_dir.mkdir(parents=True, exist_ok=True)
+                  download_dir: Path, session: requests.Session | None = None) -> FetchedRelease:
+    """Get one release, verified, and say where its bytes are: a new download in ``download_dir``, the archived
+    copy when the server answers 304, the file itself for a local folder. Landing archives it."""
     if cfg.kind == "local":
-        return _fetch_local(cfg, entry, archive_dir)
-    return _fetch_http(cfg, entry, archive_dir, cache_path, session or make_session(cfg))
+        return _fetch_local(cfg, entry)
+    return _fetch_http(cfg, entry, archive_dir, cache_path, download_dir, session or make_session(cfg))
 
 
-def _fetch_local(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path) -> FetchedRelease:
+def _fetch_local(cfg: SourceConfig, entry: ReleaseEntry) -> FetchedRelease:
     folder = Path(cfg.location).resolve()
     path = (folder / entry.url).resolve()
     if not path.is_relative_to(folder) or not path.is_file():
@@ -253,13 +253,12 @@ def _fetch_local(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path) -> F
     size = path.stat().st_size
     if size > cfg.max_bytes:
         raise ReleaseSourceError(f"release {entry.year}: {path.name} is {size} bytes, over {cfg.max_bytes}")
-    content = path.read_bytes()
-    _check_sha256(entry, hashlib.sha256(content).hexdigest())
-    sha, archived = archive_bytes(archive_dir, content, entry.format)
-    return FetchedRelease(entry, sha, archived, size, not_modified=False)
+    sha = file_sha256(path)
+    _check_sha256(entry, sha)
+    return FetchedRelease(entry, sha, path, size, not_modified=False)
 
 
-def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path,
+def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path, download_dir: Path,
                 session: requests.Session) -> FetchedRelease:
     cache = _load_cache(cache_path)
     cached = cache.get(entry.url)
@@ -272,25 +271,23 @@ def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache
         if cached.get("last_modified"):
             headers["If-Modified-Since"] = cached["last_modified"]
 
-    fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=".download.", suffix=".partial")
-    tmp = Path(tmp_name)
+    download_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=download_dir, prefix=".download.", suffix=".partial")
+    target = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as sink:
             resp, digest, size = _download(session, cfg, entry.url, headers, sink)
         if resp.status_code == 304:
+            target.unlink()
             if not cached:
                 raise ReleaseSourceError(f"release {entry.year}: 304 Not Modified without a cached copy")
             _check_sha256(entry, cached["sha256"])
             path = archive_path(archive_dir, cached["sha256"], entry.format)
             return FetchedRelease(entry, cached["sha256"], path, path.stat().st_size, not_modified=True)
         _check_sha256(entry, digest)
-        target = archive_path(archive_dir, digest, entry.format)
-        if target.exists():
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
 
     cache[entry.url] = {"sha256": digest, "etag": resp.headers.get("ETag"),
                         "last_modified": resp.headers.get("Last-Modified")}
