@@ -377,9 +377,12 @@ def summary(_: argparse.Namespace | None) -> int:
     return 0
 
 
+UI_STOP_SECONDS = 60  # for `dg dev` to stop the webserver and the daemon, and the worker its runs
+
+
 def ui(args: argparse.Namespace) -> int:
-    """The Dagster webserver and daemon (sensors, schedules, run queue and monitoring) and the warm worker,
-    started as `dg dev` starts the first two, stopped together on Ctrl-C."""
+    """`dg dev` (the Dagster webserver and daemon: sensors, schedules, run queue and monitoring) and the warm
+    worker, stopped together on Ctrl-C."""
     import signal
     import subprocess
     import urllib.request
@@ -389,23 +392,32 @@ def ui(args: argparse.Namespace) -> int:
 
     with _run_log(paths, "dbt_parse"):
         ensure_manifest()  # before any process loads the code location
-    bin_dir, workspace = Path(sys.executable).parent, str(REPO_ROOT / "workspace.yaml")
     commands = {
         "worker": [sys.executable, "-m", "dagster_project.worker"],
-        "webserver": [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", args.host, "-p", str(args.port)],
-        "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+        # The project's own environment (.venv), found from pyproject.toml as `dg dev` run by hand finds it.
+        "dg dev": [str(Path(sys.executable).parent / "dg"), "dev", "--host", args.host, "--port", str(args.port),
+                   "--target-path", str(REPO_ROOT)],
     }
-    processes = {name: subprocess.Popen(cmd, cwd=REPO_ROOT) for name, cmd in commands.items()}
+    # Each in a process group of its own, with SIGINT as Python expects it: started in the background by a
+    # script, a process inherits SIGINT ignored, and `dg dev` then ignores SIGTERM too (it maps one to the
+    # other) and could not be stopped. Ctrl-C reaches this process; it stops the others.
+    processes = {name: subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                 for name, cmd in commands.items()}
     url = f"http://{args.host}:{args.port}"
     started = time.monotonic()
 
     def stop(*_):
-        for proc in processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        for name, proc in processes.items():
+            if proc.poll() is None:  # `dg dev` stops its servers on what Ctrl-C sends; the worker, on SIGTERM
+                proc.send_signal(signal.SIGTERM if name == "worker" else signal.SIGINT)
+        deadline = time.monotonic() + UI_STOP_SECONDS
         for proc in processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for proc in processes.values():  # what did not stop in time, with everything it started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -420,7 +432,7 @@ def ui(args: argparse.Namespace) -> int:
             break
         time.sleep(0.5)
     print(f"Dagster UI on {url} (ready in {time.monotonic() - started:.0f} s); the daemon runs the sensors and the "
-          f"warm worker runs the runs. Drop files into {paths.inbox}. Ctrl-C stops all three.", flush=True)
+          f"warm worker runs the runs. Drop files into {paths.inbox}. Ctrl-C stops both.", flush=True)
     while True:
         for name, proc in processes.items():
             if proc.poll() is not None:

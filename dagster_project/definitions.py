@@ -1,24 +1,12 @@
-"""The code location: assembles assets, checks, jobs, sensors and resources. Nothing else lives here."""
+"""The code location: every definition in ``dagster_project/defs/``, found by Dagster's loader (assets,
+checks, the job, sensors, the schedule, and ``defs/resources.py``'s resources and executor). Nothing else
+lives here; a new module in ``defs/`` is picked up without being listed."""
+
+from pathlib import Path
 
 import dagster as dg
-
-from dagster_project.defs.recovery import abandoned_runs_sensor
-from dagster_project.defs.reports import REPORT_ASSETS
-from dagster_project.defs.resources import ReleaseSourceResource, executor_from_env
-from dagster_project.defs.sensors import inbox_sensor, reference_sensor, release_source_sensor
-from dagster_project.defs.update import build_update_asset, update_warehouse_job
-from dagster_project.defs.warehouse import build_dbt_models
-from dagster_project.defs.windows import submission_window_schedule
-from dagster_project.lib.sources import source_config_from_env
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[build_update_asset(), build_dbt_models(), *REPORT_ASSETS],
-        jobs=[update_warehouse_job],
-        sensors=[inbox_sensor, release_source_sensor, reference_sensor, abandoned_runs_sensor],
-        schedules=[submission_window_schedule],
-        executor=executor_from_env(),
-        resources={"release_source": ReleaseSourceResource.from_config(source_config_from_env())},
-    )
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)

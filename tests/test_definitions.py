@@ -115,3 +115,36 @@ def test_dbt_lets_go_of_the_build_database_after_a_run_in_this_process(data_dir)
     assert [r.status for r in outcome.results] == ["success"]
     with duckdb.connect(str(data_dir.build_db), read_only=True) as con:
         assert con.execute("select count(*) from reference.spbe_tingkat_kematangan").fetchone()[0] > 0
+
+
+def test_the_data_directory_and_the_release_source_follow_the_environment_when_a_run_starts(monkeypatch, tmp_path):
+    """The resources are read when a run or a tick starts, not when the code location loads; a field set in
+    the launchpad wins for that run."""
+    from dagster_project.defs.resources import DataDirResource, ReleaseSourceResource
+
+    resources = defs().resources
+    monkeypatch.setenv("SPBE_DATA_DIR", str(tmp_path / "later"))
+    monkeypatch.setenv("SPBE_RELEASE_SOURCE", str(tmp_path / "releases"))
+    assert resources["data_dir"].paths().root == (tmp_path / "later").resolve()
+    assert resources["release_source"].config().location == str(tmp_path / "releases")
+    assert DataDirResource(root=str(tmp_path / "chosen")).paths().inbox == (tmp_path / "chosen" / "inbox").resolve()
+    chosen = ReleaseSourceResource(retries=0).config()
+    assert (chosen.retries, chosen.location) == (0, str(tmp_path / "releases"))
+
+
+def test_every_module_in_defs_is_part_of_the_code_location():
+    """definitions.py lists nothing: Dagster's loader finds each module's definitions."""
+    import importlib
+    import pkgutil
+
+    import dagster_project.defs as package
+
+    d = defs()
+    keys = {k for a in d.assets for k in a.keys}
+    names = {s.name for s in d.sensors} | {s.name for s in d.schedules}
+    for module in pkgutil.iter_modules(package.__path__):
+        for value in vars(importlib.import_module(f"{package.__name__}.{module.name}")).values():
+            if isinstance(value, dg.AssetsDefinition):
+                assert set(value.keys) <= keys
+            elif isinstance(value, dg.SensorDefinition | dg.ScheduleDefinition):
+                assert value.name in names

@@ -1,14 +1,18 @@
 """Dagster's standard entry points work from the repository root with a plain PATH, the environment not
-activated: `dagster dev` and `dg dev` load the code location under the one name `spbe_monitor`. A run started
-from a plain PATH, dbt included: test_two_commands_at_once_each_report_their_own_files in test_event_path.py."""
+activated: `dagster dev` and `spbe ui` (which runs `dg dev` and the warm worker) load the code location under
+the one name `spbe_monitor`, and Ctrl-C stops everything `spbe ui` started. A run started from a plain PATH,
+dbt included: test_two_commands_at_once_each_report_their_own_files in test_event_path.py."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
+from dagster_project.cli import UI_STOP_SECONDS
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
 from tests.test_webserver import free_port
@@ -38,21 +42,44 @@ def locations(url: str) -> list[dict] | None:
         return None
 
 
-def test_dagster_dev_and_dg_dev_load_the_code_location_without_an_activated_environment(tmp_path):
+def descendants(pid: int) -> set[int]:
+    """Every live process started by ``pid``, however deep (from /proc: no process library needed)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a script starts in the background
+
+
+def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_spbe_ui(tmp_path):
     servers = {}
-    for command in ("dagster", "dg"):
+    for command in ("dagster", "spbe"):
         port, log = free_port(), tmp_path / f"{command}.log"
+        args = ["dev", "-p", str(port)] if command == "dagster" else ["ui", "--port", str(port)]
         with open(log, "wb") as sink:
-            proc = subprocess.Popen([str(VENV_BIN / command), "dev", "-p", str(port)], cwd=REPO_ROOT,
-                                    env=plain_env(tmp_path, command), stdout=sink, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen([str(VENV_BIN / command), *args], cwd=REPO_ROOT, env=plain_env(tmp_path, command),
+                                    stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=ignore_sigint)
         servers[command] = (proc, f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.monotonic() + 240
         loaded = {}
         while len(loaded) < len(servers):
             for command, (proc, url, log) in servers.items():
-                assert proc.poll() is None, f"{command} dev stopped: {log.read_text()[-3000:]}"
+                assert proc.poll() is None, f"{command} stopped: {log.read_text()[-3000:]}"
                 entries = locations(url) if command not in loaded else None
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                     loaded[command] = entries
@@ -62,9 +89,20 @@ def test_dagster_dev_and_dg_dev_load_the_code_location_without_an_activated_envi
             assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == \
                 [("spbe_monitor", "RepositoryLocation")], (command, entries)
             assert "not found on PATH" not in servers[command][2].read_text()
+
+        ui, _, log = servers["spbe"]
+        started = descendants(ui.pid)
+        assert len(started) >= 4, started  # dg dev, its webserver and daemon, the worker
+        ui.send_signal(signal.SIGINT)  # Ctrl-C, which spbe ui handles even when started with it ignored
+        assert ui.wait(timeout=UI_STOP_SECONDS + 30) == 0, log.read_text()[-3000:]
+        left = {pid for pid in started if Path(f"/proc/{pid}").exists()
+                and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+        assert not left, f"still running after spbe ui stopped: {left}"
+        assert "Dagster services shut down." in log.read_text()
     finally:
         for proc, _, _ in servers.values():
-            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc, _, _ in servers.values():
             try:
                 proc.wait(timeout=30)

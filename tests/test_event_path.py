@@ -18,6 +18,7 @@ import time
 import dagster as dg
 import duckdb
 
+from dagster_project.defs.resources import DataDirResource
 from dagster_project.defs.sensors import inbox_sensor, reference_sensor, release_source_sensor
 from dagster_project.defs.update import STEP
 from dagster_project.lib.inbox import PROCESSING, open_for_writing
@@ -42,7 +43,8 @@ def submission(institution: str = "73.17", level: int | None = None, drop_rows: 
 
 
 def tick(instance, sensor=inbox_sensor, cursor=None, **resources):
-    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources or None))
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
+                                          resources={"data_dir": DataDirResource(), **resources}))
 
 
 def published_rows(paths: DataPaths, sql: str, params=()) -> list[tuple]:

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from dagster_project import cli
+from dagster_project.defs.resources import DataDirResource
 from dagster_project.defs.sensors import inbox_sensor
 from dagster_project.defs.update import STEP, SUBMISSIONS_SUITE
 from dagster_project.lib.inbox import claim_all, inbox_path, look, readable_name, return_orphans
@@ -40,7 +41,7 @@ def drop(inbox, name: str, content: bytes, age: float = 60) -> None:
 
 
 def tick(instance, cursor=None):
-    return inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor), data_dir=DataDirResource())
 
 
 def test_sensor_batches_new_files_and_asks_again_only_when_a_file_changes(data_dir):
@@ -188,7 +189,7 @@ def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse
     filled = template.replace(",,self_assessment,", "73.17,2024,final,").replace(",,,,\n", ",3,,,\n")
     drop(paths.inbox, "luwu_final_2024.csv", filled.encode())
     with dg.DagsterInstance.ephemeral() as instance:
-        (request,) = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
+        (request,) = inbox_sensor(dg.build_sensor_context(instance=instance), data_dir=DataDirResource()).run_requests
         result = defs().resolve_job_def(JOB).execute_in_process(
             instance=instance, run_config=request.run_config, tags=request.tags)
         assert result.success

@@ -6,7 +6,7 @@ import shutil
 
 import dagster as dg
 
-from dagster_project.defs.resources import ReleaseSourceResource
+from dagster_project.defs.resources import DataDirResource, ReleaseSourceResource
 from dagster_project.defs.sensors import RETRY_AFTER_SECONDS, release_source_sensor
 from dagster_project.defs.update import RELEASE_SUITE, RELEASE_WARNINGS, STEP, run_config
 from dagster_project.lib.ingest_log import read_lines
@@ -144,7 +144,7 @@ def test_sensor_requests_each_new_or_changed_release_once(data_dir):
 
     def tick(instance, cursor):
         return release_source_sensor(dg.build_sensor_context(instance=instance, cursor=cursor),
-                                     release_source=resource)
+                                     release_source=resource, data_dir=DataDirResource())
 
     with dg.instance_for_test() as instance:
         first = tick(instance, None)
@@ -185,7 +185,7 @@ def test_sensor_skips_landed_releases_and_follows_changes_back_and_forth(copy_of
     with dg.instance_for_test() as instance:
         def tick(cursor=None):
             return release_source_sensor(dg.build_sensor_context(instance=instance, cursor=cursor),
-                                         release_source=resource)
+                                         release_source=resource, data_dir=DataDirResource())
 
         def land(request: dg.RunRequest, status: str) -> None:  # what the requested run lands (no build here)
             assert request.run_config == run_config(release_years=[2024])

@@ -5,8 +5,8 @@ database's catalog while holding the build lock."""
 
 import dagster as dg
 
+from dagster_project.defs.resources import DataDirResource
 from dagster_project.defs.update import PUBLISHED_KEY
-from dagster_project.paths import data_paths
 
 REPORTS_GROUP = "reports"
 
@@ -22,12 +22,12 @@ REPORTS_GROUP = "reports"
         "plotly.js is written beside the pages: nothing is fetched at view time. Published by a symlink swap."
     ),
 )
-def scorecards(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def scorecards(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.MaterializeResult:
     import plotly.offline
 
     from dagster_project.lib.scorecards import page_name, render_site
 
-    paths = data_paths()
+    paths = data_dir.paths()
     site = render_site(paths.published_db, paths.reports, plotly.offline.get_plotlyjs())
     context.log.info(f"{site.n_national} national and {site.n_institutions} institution pages ({site.n_rendered} "
                      f"rendered anew, the others unchanged), {site.n_charts} charts drawn")
@@ -49,10 +49,10 @@ def scorecards(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                  "per dataset and status, and for each file with failed expectations its rules, row counts and "
                  "sample rows (from the file's JSON report)."),
 )
-def validation_results(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def validation_results(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.MaterializeResult:
     from dagster_project.lib.scorecards.validation import render_validation
 
-    path, counts = render_validation(data_paths())
+    path, counts = render_validation(data_dir.paths())
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), **counts})
 
 
@@ -63,12 +63,12 @@ def validation_results(context: dg.AssetExecutionContext) -> dg.MaterializeResul
     description=("`dbt docs generate --static`: the catalog of every model and column with lineage, as one "
                  "self-contained file, data/reports/dbt-docs.html."),
 )
-def dbt_docs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def dbt_docs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg.MaterializeResult:
     from dagster_project.lib.archive import write_atomically
     from dagster_project.lib.dbt_project import run_dbt
     from dagster_project.lib.warehouse import build_lock, code_fingerprint
 
-    paths = data_paths()
+    paths = data_dir.paths()
     target, stamp = paths.reports / "dbt-docs.html", paths.reports / "dbt-docs.fingerprint"
     # The catalog describes models and columns: a function of the code and the reference tables, not of the
     # data. When neither changed, the page on disk is current and dbt need not run (8 s saved per publish).
@@ -87,5 +87,3 @@ def dbt_docs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(target)),
                                           "bytes": target.stat().st_size, "code_fingerprint": fingerprint})
 
-
-REPORT_ASSETS = [scorecards, validation_results, dbt_docs]

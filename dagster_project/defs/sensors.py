@@ -8,10 +8,9 @@ import time
 
 import dagster as dg
 
-from dagster_project.defs.resources import ReleaseSourceResource
+from dagster_project.defs.resources import DataDirResource, ReleaseSourceResource
 from dagster_project.defs.update import run_config, update_warehouse_job
 from dagster_project.lib.inbox import SETTLE_SECONDS, Look, Seen, readable_name, ready_to_take, return_orphans
-from dagster_project.paths import data_paths
 
 RETRY_AFTER_SECONDS = 600  # a request whose file is still waiting this long after is made again
 
@@ -28,8 +27,8 @@ def _run_key(*parts) -> str:
                 f"{SETTLE_SECONDS:g} s apart agree and no process has it open for writing; folders, FIFOs, links "
                 "and abandoned temporary files are set aside. One run per batch lands, builds and publishes.",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext):
-    inbox = data_paths().inbox
+def inbox_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
+    inbox = data_dir.paths().inbox
     return_orphans(inbox)
     # cursor: {"look": {name: [size, mtime_ns, inode]}, "requested": {name: [key..., requested_at]}}
     state = json.loads(context.cursor) if context.cursor else {}
@@ -66,7 +65,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     description="Polls the configured release source; a year whose release is not the current one in the "
                 "ingest log (new, corrected, or never landed) starts a run that lands, builds and publishes it.",
 )
-def release_source_sensor(context: dg.SensorEvaluationContext, release_source: ReleaseSourceResource):
+def release_source_sensor(context: dg.SensorEvaluationContext, release_source: ReleaseSourceResource,
+                          data_dir: DataDirResource):
     from dagster_project.lib.ingest import release_is_current
     from dagster_project.lib.sources import ReleaseSourceError, list_releases
 
@@ -75,7 +75,7 @@ def release_source_sensor(context: dg.SensorEvaluationContext, release_source: R
         entries = list_releases(cfg)
     except ReleaseSourceError as e:
         return dg.SkipReason(f"release source not readable: {e}")
-    paths, now = data_paths(), time.time()
+    paths, now = data_dir.paths(), time.time()
     requested: dict[str, list] = json.loads(context.cursor) if context.cursor else {}  # year -> [fingerprint, at]
     wanted = [e for e in entries if not release_is_current(paths, e)
               and (requested.get(str(e.year), [None])[0] != e.fingerprint
@@ -101,10 +101,10 @@ def release_source_sensor(context: dg.SensorEvaluationContext, release_source: R
     description="Rebuilds and publishes when the reference tables in data/reference/ (or the code that builds "
                 "the marts) differ from what the published warehouse was built with; once per version.",
 )
-def reference_sensor(context: dg.SensorEvaluationContext):
+def reference_sensor(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
     from dagster_project.lib.warehouse import code_fingerprint, read_manifest
 
-    published = read_manifest(data_paths().published_manifest)
+    published = read_manifest(data_dir.paths().published_manifest)
     if published is None:
         return dg.SkipReason("nothing is published yet: the first build follows a landing")
     fingerprint = code_fingerprint()

@@ -22,11 +22,11 @@ from functools import cache
 import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
-from dagster_project.defs.resources import ReleaseSourceResource
+from dagster_project.defs.resources import DataDirResource, ReleaseSourceResource
 from dagster_project.defs.translator import asset_key
 from dagster_project.defs.warehouse import dbt_events
 from dagster_project.lib.dbt_project import Graph, NodeResult, partial_selection, project_graph, stream_dbt
-from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths, data_paths
+from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 
 JOB = "update_warehouse"
 STEP = "land_build_publish"  # the job's first step (run config: {"ops": {STEP: {"config": {...}}}})
@@ -139,10 +139,10 @@ def build_update_asset() -> dg.AssetsDefinition:
         description="Land what the event brought, build what it affects with dbt, publish atomically.",
     )
     def land_build_publish(context: dg.AssetExecutionContext, config: UpdateConfig,
-                         release_source: ReleaseSourceResource):
-        from dagster_project.defs import landing
+                           release_source: ReleaseSourceResource, data_dir: DataDirResource):
+        from dagster_project import landing  # imports pandas: only when a run lands
 
-        paths = data_paths().ensure()
+        paths = data_dir.paths().ensure()
         yield from landing.land_event(context, config, release_source.config(), paths)
         if config.build:
             yield from _reference_gate(paths)
@@ -291,6 +291,7 @@ def _window_report(paths: DataPaths, windows: str) -> dg.MaterializeResult:
 
 STEP_KEYS = (RELEASES_KEY, SUBMISSIONS_KEY, WORK_UNITS_KEY, INGEST_LOG_KEY, REFERENCE_KEY, PUBLISHED_KEY,
              WINDOW_REPORT_KEY)
+update_warehouse = build_update_asset()
 update_warehouse_job = dg.define_asset_job(
     JOB, selection=dg.AssetSelection.assets(*STEP_KEYS) | dg.AssetSelection.groups("reports"),
     description="Land an event's files (inbox, releases, CLI), build what they affect, publish, write the reports.",

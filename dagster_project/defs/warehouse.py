@@ -10,9 +10,10 @@ from functools import cache
 
 import dagster as dg
 
+from dagster_project.defs.resources import DataDirResource
 from dagster_project.defs.translator import asset_key, check_name, dbt_check_specs, dbt_specs
 from dagster_project.lib.dbt_project import Graph, NodeResult, project_graph, run_dbt
-from dagster_project.paths import DataPaths, data_paths
+from dagster_project.paths import DataPaths
 
 FAILING_ROWS_SHOWN = 10
 
@@ -20,7 +21,7 @@ FAILING_ROWS_SHOWN = 10
 def dbt_events(graph: Graph, results: list[NodeResult], paths: DataPaths, selected=None):
     """A materialization per model or seed dbt built, a check evaluation per test it ran (failing rows read
     from the test's store_failures view)."""
-    from dagster_project.lib.warehouse import failing_rows
+    from dagster_project.lib.failing_rows import failing_rows
 
     for r in results:
         node = graph.nodes.get(r.unique_id)
@@ -53,11 +54,11 @@ def build_dbt_models() -> dg.AssetsDefinition:
 
     @dg.multi_asset(name="dbt_models", specs=dbt_specs(graph), check_specs=dbt_check_specs(graph), can_subset=True,
                     description="dbt build of the selected models and seeds, with their tests; never publishes")
-    def dbt_models(context: dg.AssetExecutionContext):
+    def dbt_models(context: dg.AssetExecutionContext, data_dir: DataDirResource):
         from dagster_project.lib.ingest_log import IngestLog
         from dagster_project.lib.warehouse import build_lock, code_fingerprint, mark_build
 
-        paths = data_paths().ensure()
+        paths = data_dir.paths().ensure()
         names = [n.name for n in graph.of_type("model", "seed") if asset_key(n) in context.selected_asset_keys]
         with build_lock(paths, context.run.run_id):
             position = IngestLog.of(paths.ingest_log).position()
@@ -74,3 +75,6 @@ def build_dbt_models() -> dg.AssetsDefinition:
             raise dg.Failure(f"dbt build failed: {outcome.error or 'see the failed checks and models'}")
 
     return dbt_models
+
+
+dbt_models = build_dbt_models()
