@@ -55,11 +55,11 @@ clients: $(UV)
 
 # Two workers, one per core; a test file stays on one worker (its module fixtures are built once).
 test: install postgres chromium clients
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 # The inner loop: the tests that build no warehouse and start no server (about a minute on 2 cores).
 test-fast: install
-	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -m "not slow"
 
 # ruff, then Dagster's own check that the code location loads (`dg check defs`, as `dg dev` would load it).
 lint: install

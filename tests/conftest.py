@@ -5,6 +5,7 @@ import contextlib
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,15 +89,54 @@ def data_dir_set_to(paths: DataPaths):
         os.environ["SPBE_DATA_DIR"] = previous
 
 
+@dataclass(frozen=True)
+class BuiltRun:
+    """What the tests read of the run that built the shared warehouse (kept as JSON: workers share it)."""
+
+    run_id: str
+    success: bool
+    materializations: tuple  # AssetMaterialization, in the run's order
+    check_evaluations: tuple  # AssetCheckEvaluation
+
+    def get_asset_materialization_events(self):
+        return list(self.materializations)
+
+    def get_asset_check_evaluations(self):
+        return list(self.check_evaluations)
+
+
 @pytest.fixture(scope="session")
-def built_warehouse(isolated_environment):
-    """The whole pipeline materialized once on the bundled data, in its own data dir: (paths, run result)."""
+def built_warehouse(isolated_environment, tmp_path_factory):
+    """The whole pipeline materialized on the bundled data, once per test run: the first test worker to ask
+    builds it in a folder every worker shares, the others wait for it. (paths, run). Tests only read it: one
+    that writes (dbt, a build) works on ``copy_of_built``."""
+    import fcntl
+
     import dagster as dg
 
-    paths = DataPaths(isolated_environment / "built").ensure()
-    with data_dir_set_to(paths), dg.DagsterInstance.ephemeral() as instance:
-        result = run_pipeline(instance)
-    yield paths, result
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    paths, record = DataPaths(shared / "built"), shared / "built.json"
+    with open(shared / "built.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            paths.ensure()
+            with data_dir_set_to(paths), dg.DagsterInstance.ephemeral() as instance:
+                result = run_pipeline(instance)
+            run = BuiltRun(result.run_id, result.success,
+                           tuple(e.materialization for e in result.get_asset_materialization_events()),
+                           tuple(result.get_asset_check_evaluations()))
+            record.write_text(dg.serialize_value(run_as_dict(run)))
+    yield paths, run_from_dict(dg.deserialize_value(record.read_text()))
+
+
+def run_as_dict(run: BuiltRun) -> dict:
+    return {"run_id": run.run_id, "success": run.success, "materializations": list(run.materializations),
+            "check_evaluations": list(run.check_evaluations)}
+
+
+def run_from_dict(raw: dict) -> BuiltRun:
+    return BuiltRun(raw["run_id"], raw["success"], tuple(raw["materializations"]), tuple(raw["check_evaluations"]))
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def test_summary_shows_the_top_10_and_predikat_counts(on_built, capsys):
     assert str(on_built.published_db) in out and "Kabupaten Banyuwangi" in out and "Memuaskan" in out
 
 
-def test_build_with_nothing_changed_only_prints_the_summary(on_built, reports, capsys):
+def test_build_with_nothing_changed_only_prints_the_summary(copy_of_built, capsys):
     assert cli.main(["build"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("nothing changed since the last publish") and "Kabupaten Banyuwangi" in out

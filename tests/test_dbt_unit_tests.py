@@ -5,8 +5,8 @@ from dagster_project.lib.dbt_project import project_graph, run_dbt
 from tests.conftest import data_dir_set_to
 
 
-def test_every_dbt_unit_test_passes(built_warehouse, tmp_path):
-    paths = built_warehouse[0]
+def test_every_dbt_unit_test_passes(copy_of_built, tmp_path):
+    paths = copy_of_built  # dbt writes into the build database
     with data_dir_set_to(paths):
         outcome = run_dbt(["test", "--select", "test_type:unit"], tmp_path / "target")
     failures = [f"{r.unique_id}: {r.status} {r.message}" for r in outcome.results if r.status != "pass"]

@@ -26,6 +26,9 @@ from dagster_project.lib.scorecards import inline, page_name, render_site, scrip
 from dagster_project.paths import REPO_ROOT, DataPaths
 from tests.conftest import VENV_BIN
 
+# Module fixtures (a warehouse, a browser, a server) are built once: the module stays on one test worker.
+pytestmark = pytest.mark.xdist_group("scorecards")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SPEC = re.compile(r'<script type="application/json" id="(chart-\d+)-spec">(.*?)</script>', re.S)
 

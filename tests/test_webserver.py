@@ -12,6 +12,9 @@ import pytest
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
 
+# Module fixtures (a warehouse, a browser, a server) are built once: the module stays on one test worker.
+pytestmark = pytest.mark.xdist_group("webserver")
+
 
 def free_port() -> int:
     with socket.socket() as s:
