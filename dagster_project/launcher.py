@@ -12,23 +12,20 @@ import os
 import signal
 
 from dagster import DefaultRunLauncher
-from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
+from dagster_project.dagster_private import CheckRunHealthResult, LaunchRunContext, WorkerStatus, execute_run_command
 from dagster_project.defs.recovery import RUNNER_TAG
 from dagster_project.lib.processes import owner_is_gone, owner_of
 
 
 class WarmRunLauncher(DefaultRunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
-        from dagster._grpc.types import ExecuteRunArgs
-
         from dagster_project import worker
 
         run = context.dagster_run
         if run.job_code_origin is not None:
-            args = ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id,
-                                  instance_ref=self._instance.get_ref(), set_exit_code_on_failure=True)
-            sock = worker.request({"op": "execute_run", "args": list(args.get_command_args())}, timeout=10)
+            args = execute_run_command(run, self._instance)
+            sock = worker.request({"op": "execute_run", "args": args}, timeout=10)
             if sock is not None:
                 with sock:
                     reply = worker.read_reply(sock) or {}

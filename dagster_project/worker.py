@@ -144,12 +144,13 @@ def _warm_up() -> None:
     import dagster  # noqa: F401
     import dbt.task.build  # noqa: F401
     import great_expectations  # noqa: F401
-    from dagster._cli.api import api_cli  # noqa: F401
 
+    from dagster_project.dagster_private import api_cli
     from dagster_project.definitions import defs
     from dagster_project.lib import ingest, quality, submissions  # noqa: F401
     from dagster_project.lib.dbt_project import parsed_manifest
 
+    api_cli()  # `dagster api execute_run`, which each forked run calls
     parsed_manifest(static_parser=False)  # native threads would not survive the fork (see parsed_manifest)
     defs()
 
@@ -165,13 +166,13 @@ def _child(conn: socket.socket, message: dict[str, Any]) -> int:
     os.environ.update(message.get("env", {}))
     op = message.get("op")
     if op == "execute_run":  # from WarmRunLauncher: the arguments of `dagster api execute_run`
-        from dagster._cli.api import api_cli
+        from dagster_project.dagster_private import api_cli
 
         _reply(conn, {"pid": os.getpid()})
         conn.close()
         args = message["args"]
         try:
-            api_cli.main(args=args[args.index("api") + 1:], standalone_mode=False)
+            api_cli().main(args=args[args.index("api") + 1:], standalone_mode=False)
         except SystemExit as e:
             return int(e.code or 0)
         return 0

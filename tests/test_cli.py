@@ -57,6 +57,14 @@ def test_console_script_is_installed(on_built):
     assert '"n":646' in done.stdout.replace(" ", "")
 
 
+def test_a_reader_that_leaves_early_is_no_error(on_built):
+    """`spbe summary | head -1`: the pipe closes while spbe writes; that is the reader's choice, not a failure."""
+    proc = subprocess.Popen([str(VENV_BIN / "spbe"), "summary"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "could not write" not in err, err
+
+
 def test_query_as_of_reads_the_snapshot_published_by_then(on_built, capsys):
     assert cli.main(["snapshots"]) == 0
     assert "1 published warehouses kept" in capsys.readouterr().out

@@ -6,6 +6,7 @@ dbt included: test_two_commands_at_once_each_report_their_own_files in test_even
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from dagster_project.cli import UI_STOP_SECONDS
-from dagster_project.paths import REPO_ROOT
+from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT
 from tests.conftest import VENV_BIN
 from tests.test_webserver import free_port
 
@@ -26,20 +27,16 @@ def plain_env(tmp_path, name: str) -> dict[str, str]:
     """No venv on PATH and nothing activated; a data dir and Dagster home of its own."""
     home = tmp_path / f"{name}-home"
     home.mkdir()
-    # Runs are queued and never started: a data dir with no warehouse would have the sensors start a build.
+    # `dagster dev`: runs are queued and never started (its data dir has no warehouse: the sensors would start
+    # a build). `spbe ui` writes the project's dagster.yaml, the warm launcher's.
     (home / "dagster.yaml").write_text("run_queue:\n  max_concurrent_runs: 0\n")
     return {"PATH": PLAIN_PATH, "HOME": str(tmp_path), "SPBE_DATA_DIR": str(tmp_path / f"{name}-data"),
             "DAGSTER_HOME": str(home), "DO_NOT_TRACK": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
 
 
 def locations(url: str) -> list[dict] | None:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": LOCATIONS}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return json.load(reply)["data"]["workspaceOrError"]["locationEntries"]
-    except OSError:
-        return None
+    data = graphql(url, LOCATIONS)
+    return data["workspaceOrError"]["locationEntries"] if data else None
 
 
 def descendants(pid: int) -> set[int]:
@@ -64,15 +61,32 @@ def ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a script starts in the background
 
 
-def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_spbe_ui(tmp_path):
+RUNS = '{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }'
+
+
+def graphql(url: str, query: str) -> dict | None:
+    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return json.load(reply)["data"]
+    except OSError:
+        return None
+
+
+def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_spbe_ui(tmp_path, built_warehouse):
+    """`spbe ui` as a user meets it: on a published warehouse, a file dropped in the inbox is landed and
+    published by a run the daemon's sensor starts and the warm worker runs; then Ctrl-C stops everything."""
+    data = tmp_path / "spbe-data"
+    shutil.copytree(built_warehouse[0].root, data)
     servers = {}
     for command in ("dagster", "spbe"):
         port, log = free_port(), tmp_path / f"{command}.log"
         args = ["dev", "-p", str(port)] if command == "dagster" else ["ui", "--port", str(port)]
+        env = plain_env(tmp_path, command) | ({"SPBE_DATA_DIR": str(data)} if command == "spbe" else {})
         with open(log, "wb") as sink:
-            proc = subprocess.Popen([str(VENV_BIN / command), *args], cwd=REPO_ROOT, env=plain_env(tmp_path, command),
-                                    stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=ignore_sigint)
+            proc = subprocess.Popen([str(VENV_BIN / command), *args], cwd=REPO_ROOT, env=env, stdout=sink,
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=ignore_sigint)
         servers[command] = (proc, f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.monotonic() + 240
@@ -90,7 +104,25 @@ def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_
                 [("spbe_monitor", "RepositoryLocation")], (command, entries)
             assert "not found on PATH" not in servers[command][2].read_text()
 
-        ui, _, log = servers["spbe"]
+        ui, url, log = servers["spbe"]
+        while "warm in" not in log.read_text():  # a run launched before goes to Dagster's own launcher
+            assert time.monotonic() < deadline and ui.poll() is None, log.read_text()[-3000:]
+            time.sleep(1)
+        position = json.loads((data / "warehouse" / "spbe.manifest.json").read_text())["log_position"]
+        revision = json.loads(sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))[0].read_text())
+        revision["rows"] = [{**row, "level": 3} for row in revision["rows"]]  # a new revision of a sample
+        (data / "inbox" / "dropped.json").write_text(json.dumps(revision))
+        run = None
+        while run is None or run["status"] not in ("SUCCESS", "FAILURE", "CANCELED"):
+            assert time.monotonic() < deadline + 240, f"no finished run: {run}\n{log.read_text()[-3000:]}"
+            time.sleep(2)
+            runs = (graphql(url, RUNS) or {}).get("runsOrError", {}).get("results", [])
+            run = next((r for r in runs if {"key": "spbe/trigger", "value": "inbox"} in r["tags"]), None)
+        assert run["status"] == "SUCCESS", log.read_text()[-3000:]
+        assert any(t["key"] == "spbe/runner" for t in run["tags"]), run  # run by the warm worker
+        published = json.loads((data / "warehouse" / "spbe.manifest.json").read_text())
+        assert published["log_position"] == position + 1 and published["run_id"] == run["runId"]
+
         started = descendants(ui.pid)
         assert len(started) >= 4, started  # dg dev, its webserver and daemon, the worker
         ui.send_signal(signal.SIGINT)  # Ctrl-C, which spbe ui handles even when started with it ignored

@@ -26,3 +26,29 @@ def test_a_run_of_a_live_worker_child_runs_and_one_of_a_dead_one_failed():
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     assert health({RUNNER_TAG: owner_of(dead.pid)}).name == "FAILED"
+
+
+@dg.job
+def a_job():
+    pass
+
+
+def test_the_private_dagster_apis_we_rely_on_are_in_one_module_and_still_there():
+    """A Dagster upgrade that moves or reshapes them fails here, not in a run."""
+    from pathlib import Path
+
+    from dagster_project import dagster_private
+    from dagster_project.paths import REPO_ROOT
+
+    users = [p.relative_to(REPO_ROOT) for p in (REPO_ROOT / "dagster_project").rglob("*.py")
+             if "dagster._" in p.read_text(encoding="utf-8").replace('"dagster._core.definitions.events.', "")]
+    assert users == [Path("dagster_project/dagster_private.py")]
+    origin = dg.reconstructable(a_job).get_python_origin()
+    run = dg.DagsterRun(job_name="a_job", run_id="0" * 8 + "-0000-0000-0000-" + "0" * 12, job_code_origin=origin)
+    with dg.instance_for_test() as instance:
+        args = dagster_private.execute_run_command(run, instance)
+    assert args[:3] == ["dagster", "api", "execute_run"] and "0" * 8 in " ".join(args)
+    assert "execute_run" in dagster_private.api_cli().commands
+    assert {"RUNNING", "FAILED", "UNKNOWN"} <= {s.name for s in dagster_private.WorkerStatus}
+    assert dagster_private.CheckRunHealthResult(dagster_private.WorkerStatus.RUNNING).status.name == "RUNNING"
+    assert all(hasattr(dg.DefaultRunLauncher, m) for m in ("launch_run", "check_run_worker_health", "terminate"))

@@ -1,9 +1,10 @@
-"""Runs whose process died (SIGKILL, OOM, a pulled plug) are marked failed, freeing what they held.
+"""Runs whose process died (SIGKILL, OOM, a pulled plug) are marked failed.
 
-A run killed mid-step stays "started" in Dagster's storage: it keeps the `duckdb` pool slot, so the next
-run waits for it forever, and its assets look "in progress" to the automation conditions. Runs started by
-`spbe` carry their process as a tag; when that process is certainly gone, the run is failed and its slots
-are freed. Runs launched by the daemon are covered by Dagster's own run monitoring (dagster.yaml).
+A run killed mid-step stays "started" in Dagster's storage: the UI shows it running for ever and its assets
+look "in progress". (What it held on disk needs no help: the kernel releases the build lock with its
+holder, lib/warehouse.py.) Runs started by `spbe` carry their process as a tag; when that process is
+certainly gone, the run is failed. Runs launched by the daemon are covered by Dagster's own run monitoring
+(dagster.yaml).
 """
 
 import dagster as dg
@@ -25,9 +26,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
         run = record.dagster_run
         owner = run.tags.get(RUNNER_TAG)
         if owner and owner_is_gone(owner):
-            instance.report_run_failed(run, f"The process running this run ({owner}) died before it ended; "
-                                            "marked failed so that its pool slot is freed.")
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            instance.report_run_failed(run, f"The process running this run ({owner}) died before it ended.")
             abandoned.append(run.run_id)
     return abandoned
 
@@ -35,8 +34,8 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
 @dg.sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Fails runs whose `spbe` process died (killed, crashed), so that they free the duckdb pool "
-                "slot and stop looking in progress; the assets they were building are then rebuilt.",
+    description="Fails runs whose `spbe` process died (killed, crashed), so that they stop looking in "
+                "progress; the next build rebuilds what they were building.",
 )
 def abandoned_runs_sensor(context: dg.SensorEvaluationContext):
     failed = fail_abandoned_runs(context.instance)

@@ -1,7 +1,7 @@
 """Who owns a piece of work, and whether that owner still lives.
 
 A run killed with SIGKILL cannot clean up after itself: its inbox claims stay in ``.processing`` and its
-Dagster run stays "started", holding the ``duckdb`` pool slot. Work is therefore stamped with an owner
+Dagster run stays "started". Work is therefore stamped with an owner
 (host, pid and the process's start time, so that a recycled pid is not mistaken for the owner) and
 whoever comes next can tell an abandoned claim from a busy one.
 """
