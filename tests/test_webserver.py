@@ -12,7 +12,8 @@ import pytest
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
 
-# Module fixtures (a warehouse, a browser, a server) are built once: the module stays on one test worker.
+# Its server is session-scoped, since a worker may run tests of other modules between these, and the module
+# stays on one worker: it starts once per test run.
 pytestmark = pytest.mark.xdist_group("webserver")
 
 
@@ -22,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def webserver(built_warehouse, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "SPBE_DATA_DIR": str(built_warehouse[0].root)}
