@@ -53,15 +53,15 @@ clients: $(UV)
 	  { $(UV) venv -q --python $(PYTHON) $(TOOLS)/duckdb-$$v && \
 	    VIRTUAL_ENV=$(TOOLS)/duckdb-$$v $(UV) pip install -q "duckdb==$$v"; } || exit 1; done
 
-# Three workers on 2 cores (many tests wait on subprocesses, servers and locks: with three, the CPUs were 82% busy),
-# given tests one by one; a module with costly module fixtures (marked xdist_group) stays on one worker. The
-# shared warehouse is built once per run, by the first worker to need it (tests/conftest.py).
+# Three workers on 2 cores (many tests wait on subprocesses, servers and locks: with three, the CPUs were 82%
+# busy); a test file stays on one worker, so its module fixtures are built once. The shared warehouse is built
+# once per run, by the first worker to need it (tests/conftest.py).
 test: install postgres chromium clients
-	$(VENV)/bin/pytest -n 3 --dist loadgroup
+	$(VENV)/bin/pytest -n 3 --dist loadfile
 
 # The inner loop: the tests that build no warehouse and start no server (about a minute on 2 cores).
 test-fast: install
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -m "not slow"
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"
 
 # ruff, then Dagster's own check that the code location loads (`dg check defs`, as `dg dev` would load it).
 lint: install

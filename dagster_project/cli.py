@@ -17,7 +17,10 @@
 
 import argparse
 import contextlib
+import ctypes
+import functools
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -205,13 +208,21 @@ def generate_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-UI_STOP_SECONDS = 60  # for `dg dev` to stop the webserver and the daemon, and the worker its runs
+UI_STOP_SECONDS = 60  # for `dg dev` to stop the webserver and the daemon (runs go on: they have their own session)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _child_signals(stop_signal: int) -> None:
+    """In a child of `spbe ui`, before it runs: SIGINT as Python expects it, and ``stop_signal`` sent by the
+    kernel when `spbe ui` dies (Linux; elsewhere a closed `spbe ui` leaves its children running)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, stop_signal)
 
 
 def ui(args: argparse.Namespace) -> int:
     """`dg dev` (the Dagster webserver and daemon: sensors, schedules, run queue and monitoring) and the warm
     worker, stopped together on Ctrl-C."""
-    import signal
     import subprocess
     import urllib.request
 
@@ -228,9 +239,11 @@ def ui(args: argparse.Namespace) -> int:
     }
     # Each in a process group of its own, with SIGINT as Python expects it: started in the background by a
     # script, a process inherits SIGINT ignored, and `dg dev` then ignores SIGTERM too (it maps one to the
-    # other) and could not be stopped. Ctrl-C reaches this process; it stops the others.
+    # other) and could not be stopped. Ctrl-C, SIGTERM or a closed terminal reach this process, which stops
+    # the others; if it dies without a word (SIGKILL, OOM), the kernel sends each its stop signal.
+    stop_signal = {"worker": signal.SIGTERM, "dg dev": signal.SIGINT}
     processes = {name: subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True,
-                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                        preexec_fn=functools.partial(_child_signals, stop_signal[name]))
                  for name, cmd in commands.items()}
     url = f"http://{args.host}:{args.port}"
     started = time.monotonic()
@@ -238,7 +251,7 @@ def ui(args: argparse.Namespace) -> int:
     def stop(*_):
         for name, proc in processes.items():
             if proc.poll() is None:  # `dg dev` stops its servers on what Ctrl-C sends; the worker, on SIGTERM
-                proc.send_signal(signal.SIGTERM if name == "worker" else signal.SIGINT)
+                proc.send_signal(stop_signal[name])
         deadline = time.monotonic() + UI_STOP_SECONDS
         for proc in processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -248,8 +261,8 @@ def ui(args: argparse.Namespace) -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for received in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(received, stop)
     while time.monotonic() - started < 120:
         if any(p.poll() is not None for p in processes.values()):
             dead = [n for n, p in processes.items() if p.poll() is not None]

@@ -73,11 +73,11 @@ def land_event(context: dg.AssetExecutionContext, config, source: SourceConfig, 
         yield dg.MaterializeResult(asset_key=INGEST_LOG_KEY, metadata={
             "lines": len(landed.results), "path": dg.MetadataValue.path(str(paths.ingest_log)),
             **({"evicted_refused_files": len(evicted)} if evicted else {})})
-    if landed.refused:  # seen at once in the Runs list
-        context.instance.add_run_tags(context.run.run_id, {"quarantined": str(len(landed.refused)),
-                                                       "spbe/failed_check": "submissions_suite"
-                                                       if any(r.dataset != "official_results" for r in landed.refused)
-                                                       else "official_results_suite"})
+    if landed.refused:  # seen at once in the Runs list; the check named is the one a refused file failed
+        failed = [r for r in landed.refused if r.status == "quarantined"]
+        context.instance.add_run_tags(context.run.run_id, {"quarantined": str(len(landed.refused)), **(
+            {"spbe/failed_check": "submissions_suite" if any(r.dataset != "official_results" for r in failed)
+             else "official_results_suite"} if failed else {})})
     for line in landed.not_landed:
         context.log.error(f"not landed: {line}")
 

@@ -18,6 +18,9 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
 
+DATA_DIR_ENV = "SPBE_DATA_DIR"  # the one setting; dbt's profile reads it too (dbt/profiles.yml)
+
+
 @dataclass(frozen=True)
 class DataPaths:
     """The writable layout under one data directory (docs/architecture.md, "The flow")."""
@@ -93,5 +96,5 @@ class DataPaths:
 def data_paths() -> DataPaths:
     """The configured data directory, resolved to an absolute path (dbt runs with another cwd)."""
     inbox = os.environ.get("SPBE_INBOX_DIR")
-    return DataPaths(Path(os.environ.get("SPBE_DATA_DIR", BUNDLED_DATA_DIR)).resolve(),
+    return DataPaths(Path(os.environ.get(DATA_DIR_ENV, BUNDLED_DATA_DIR)).resolve(),
                      Path(inbox).resolve() if inbox else None)

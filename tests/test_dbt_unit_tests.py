@@ -8,7 +8,7 @@ from tests.conftest import data_dir_set_to
 def test_every_dbt_unit_test_passes(copy_of_built, tmp_path):
     paths = copy_of_built  # dbt writes into the build database
     with data_dir_set_to(paths):
-        outcome = run_dbt(["test", "--select", "test_type:unit"], tmp_path / "target")
+        outcome = run_dbt(["test", "--select", "test_type:unit"], paths.root, tmp_path / "target")
     failures = [f"{r.unique_id}: {r.status} {r.message}" for r in outcome.results if r.status != "pass"]
     assert outcome.success and not failures, "\n".join(failures) or outcome.error
     ran = {r.unique_id.split(".")[-1] for r in outcome.results}

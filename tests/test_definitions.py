@@ -103,15 +103,18 @@ def test_the_dbt_manifest_is_parsed_again_only_when_a_dbt_file_is_newer(tmp_path
     assert not manifest_is_current(manifest)
 
 
-def test_dbt_lets_go_of_the_build_database_after_a_run_in_this_process(data_dir):
+def test_dbt_lets_go_of_the_build_database_after_a_run_in_this_process(data_dir, tmp_path, monkeypatch):
     """dbt-duckdb 1.11 keeps its connection open after an in-process run; stream_dbt closes it, or the publish
-    in the same process could not open the build database (pinned version: this checks it still works)."""
+    in the same process could not open the build database (pinned version: this checks it still works). dbt
+    works on the data directory it is given (a run's data_dir resource), whatever SPBE_DATA_DIR says."""
     import duckdb
 
     from dagster_project.lib.dbt_project import run_dbt
 
-    outcome = run_dbt(["seed", "--select", "spbe_tingkat_kematangan"], data_dir.state / "dbt_target")
+    monkeypatch.setenv("SPBE_DATA_DIR", str(tmp_path / "elsewhere"))
+    outcome = run_dbt(["seed", "--select", "spbe_tingkat_kematangan"], data_dir.root, data_dir.state / "dbt_target")
     assert outcome.success, outcome.error
+    assert os.environ["SPBE_DATA_DIR"] == str(tmp_path / "elsewhere") and not (tmp_path / "elsewhere").exists()
     assert [r.status for r in outcome.results] == ["success"]
     with duckdb.connect(str(data_dir.build_db), read_only=True) as con:
         assert con.execute("select count(*) from reference.spbe_tingkat_kematangan").fetchone()[0] > 0

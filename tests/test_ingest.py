@@ -83,6 +83,14 @@ def test_an_unexpected_parsing_error_quarantines_with_the_error(tmp_path, data_d
     assert read_lines(data_dir.ingest_log)[-1]["status"] == "quarantined"
 
 
+def test_a_release_with_a_header_and_no_rows_is_quarantined_for_its_row_count(tmp_path, data_dir):
+    cfg, entry = release(tmp_path, REAL_2024.splitlines(keepends=True)[0])
+    result = land_release(cfg, entry, data_dir)
+    assert (result.status, result.rows) == ("quarantined", 0)
+    assert [f["expectation"] for f in result.report["failed"]] == ["expect_table_row_count_to_be_between"]
+    assert read_lines(data_dir.ingest_log)[-1]["status"] == "quarantined"
+
+
 def test_unreadable_file_is_quarantined_with_the_rule(tmp_path, data_dir):
     cfg, entry = release(tmp_path, "tahun_evaluasi;nama_instansi\n2024;x\n")
     result = land_release(cfg, entry, data_dir)

@@ -26,10 +26,6 @@ from dagster_project.lib.scorecards import inline, page_name, render_site, scrip
 from dagster_project.paths import REPO_ROOT, DataPaths
 from tests.conftest import VENV_BIN
 
-# Its costly fixtures (a warehouse, a browser, a server) are session-scoped, since a worker may run tests of other
-# modules between these, and the module stays on one worker: each is built once per test run.
-pytestmark = pytest.mark.xdist_group("scorecards")
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SPEC = re.compile(r'<script type="application/json" id="(chart-\d+)-spec">(.*?)</script>', re.S)
 
@@ -116,7 +112,7 @@ def test_a_new_site_replaces_the_old_one_by_a_link_swap(reports, built_warehouse
     assert (tmp_path / "copy" / "scorecards").is_symlink()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed: `make test` installs Debian's chromium package (as root)")
@@ -238,7 +234,7 @@ def _rewrite_csv(path: Path, key: str, column: str, values: dict[str, str]) -> N
         writer.writerows(rows)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hostile(built_warehouse, tmp_path_factory):
     """`spbe build` once more, on a copy of the repository whose reference tables give hostile names to Sumedang,
     the national top 3 of 2024, a province and an indicator, with a submission whose explanation and evidence
@@ -366,7 +362,7 @@ class _References(HTMLParser):
             self.refs += re.findall(r"url\(\s*['\"]?([^'\")]*)", data) + re.findall(r"@import\s+['\"]?([^'\";]*)", data)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sent(built_warehouse, tmp_path_factory):
     """`spbe report --institution 32.11 --single-file --out DIR` on the built warehouse: (the file, stdout)."""
     out = tmp_path_factory.mktemp("sent")

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -77,6 +78,9 @@ def test_unchanged_release_is_not_downloaded_again(server, data_dir):
     land(server, data_dir)
     again = fetch(server, data_dir)
     assert downloads == [200, 304]
+    # A second name of the archived copy: evicting that copy meanwhile loses nothing.
+    assert again.path.parent == data_dir.root / "downloads"
+    assert os.path.samefile(again.path, data_dir.archive / f"{SHA}.csv")
     assert again.not_modified and again.sha256 == SHA
 
 
@@ -193,6 +197,18 @@ def test_malformed_ckan_answers_are_clear_errors(server, body):
     server.routes["/api/3/action/package_show"] = static(body, content_type="application/json")
     with pytest.raises(ReleaseSourceError):
         list_releases(SourceConfig(kind="ckan", location=server.url, package_id="spbe", retries=0))
+
+
+def test_a_local_release_is_copied_as_it_is_hashed(tmp_path, data_dir):
+    """What is checked against the manifest's sha256 is what lands, even if the file is rewritten later."""
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "releases" / "r.csv").write_bytes(BODY)
+    (tmp_path / "releases" / "manifest.json").write_text(json.dumps([{"year": 2024, "url": "r.csv", "sha256": SHA}]))
+    cfg = SourceConfig(kind="local", location=str(tmp_path / "releases"))
+    (entry,) = list_releases(cfg)
+    got = fetch_release(cfg, entry, data_dir.archive, data_dir.http_cache, tmp_path / "downloads")
+    (tmp_path / "releases" / "r.csv").write_bytes(b"rewritten")
+    assert got.path.parent == tmp_path / "downloads" and got.path.read_bytes() == BODY and got.sha256 == SHA
 
 
 def test_local_manifest_cannot_point_outside_its_folder(tmp_path, data_dir):

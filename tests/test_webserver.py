@@ -12,10 +12,6 @@ import pytest
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
 
-# Its server is session-scoped, since a worker may run tests of other modules between these, and the module
-# stays on one worker: it starts once per test run.
-pytestmark = pytest.mark.xdist_group("webserver")
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -23,7 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def webserver(built_warehouse, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "SPBE_DATA_DIR": str(built_warehouse[0].root)}

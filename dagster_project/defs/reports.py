@@ -78,7 +78,7 @@ def dbt_docs(context: dg.AssetExecutionContext, data_dir: DataDirResource) -> dg
     else:
         out = paths.state / "dbt_docs"
         with build_lock(paths, context.run.run_id):  # dbt opens the build database to read its catalog
-            outcome = run_dbt(["docs", "generate", "--static"], out)
+            outcome = run_dbt(["docs", "generate", "--static"], paths.root, out)
         if not outcome.success:
             raise dg.Failure(f"dbt docs generate failed: {outcome.error}")
         paths.reports.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,8 @@ def _landing_specs() -> list[dg.AssetSpec]:
                      description="Official per-institution SPBE results per evaluation year (Hasil Evaluasi SPBE, "
                                  "KemenPANRB) from the release source: archived by sha256, validated with "
                                  "expectations/official_results.json, written to "
-                                 "lake/official_results/year=<YYYY>/<sha256>.parquet, or quarantined."),
+                                 "lake/official_results/year=<YYYY>/ (one Parquet file per landing), or "
+                                 "quarantined."),
         dg.AssetSpec(SUBMISSIONS_KEY, group_name="submissions", kinds={"python", "parquet"}, skippable=True,
                      description="Regional submissions (one institution x year x stage, a row per indicator) from "
                                  "the inbox: archived by sha256, validated in one GX run per batch with each file "
@@ -205,7 +206,7 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
             # Each model's materialization and each test's evaluation is recorded while dbt goes on (yielded:
             # the models are not this step's outputs); failing rows are read once dbt has let go of the database.
             mark_build(paths, fingerprint)
-            stream = stream_dbt(args, paths.state / "dbt_target", {"log_position": plan.position})
+            stream = stream_dbt(args, paths.root, paths.state / "dbt_target", {"log_position": plan.position})
             failed_tests = []
             started = time.monotonic()
             outcome = yield from _record(graph, stream, paths, failed_tests)

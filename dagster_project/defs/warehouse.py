@@ -63,7 +63,8 @@ def build_dbt_models() -> dg.AssetsDefinition:
         with build_lock(paths, context.run.run_id):
             position = IngestLog.of(paths.ingest_log).position()
             mark_build(paths, code_fingerprint())
-            outcome = run_dbt(["build", "--select", *names], paths.state / "dbt_target", {"log_position": position})
+            outcome = run_dbt(["build", "--select", *names], paths.root, paths.state / "dbt_target",
+                              {"log_position": position})
         for event in dbt_events(graph, outcome.results, paths, context.selected_asset_keys):
             if isinstance(event, dg.AssetMaterialization):
                 yield dg.MaterializeResult(asset_key=event.asset_key, metadata=event.metadata)

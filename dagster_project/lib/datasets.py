@@ -45,7 +45,7 @@ class Dataset:
     id_columns: tuple[str, ...]  # shown next to each failing value
     code: tuple[str, ...]  # lib modules a verdict depends on, besides the suite and the reference tables
     format_error: type[ValueError]  # raised by ``read`` or ``normalize`` for a file that is not this dataset
-    max_bytes: int  # a larger file is refused unread
+    max_bytes: int | None  # a larger file is refused unread (None: the source bounds it)
     # bytes, printable file name -> the file's cells (raises format_error)
     read: Callable[[bytes, str], Any]
     # [(cells, arrival)], registry, received -> one typed frame whose FILE_INDEX column says which file a row is
@@ -91,7 +91,8 @@ def _submission_facts(frame: pd.DataFrame, arrivals: dict[int, Arrival]) -> dict
 RELEASES = Dataset(
     "official_results", ("row_number", "year", "institution_name", "kemendagri_code"),
     ("releases.py", "framework.py", "registry.py", "quality.py", "values.py"),
-    ReleaseFormatError, max_bytes=MAX_FILE_BYTES, read=read_release_csv, normalize=_normalize_releases,
+    ReleaseFormatError, max_bytes=None, read=read_release_csv,  # bounded by SPBE_RELEASE_MAX_BYTES
+    normalize=_normalize_releases,
     facts=_release_facts, verdict_per_file_type=False, waits="at its source")
 SUBMISSIONS = Dataset(
     "submissions", ("row_number", "institution_code", "stage", "indicator"),

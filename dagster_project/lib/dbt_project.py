@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import queue
 import threading
 from collections.abc import Generator, Iterable
@@ -22,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster_project.paths import DBT_PROJECT_DIR, REFERENCE_DIR
+from dagster_project.paths import DATA_DIR_ENV, DBT_PROJECT_DIR, REFERENCE_DIR
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 ARRIVALS_TAG = "arrivals"  # models that report every arrival, refused ones included (fct_ingest_log, ...)
@@ -230,11 +231,13 @@ class DbtOutcome:
 BUILD_FLAGS = ("--no-write-json", "--log-level", "none", "--no-version-check", "--exclude-resource-type", "unit_test")
 
 
-def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] | None = None,
+def stream_dbt(command: list[str], data_dir: Path, target_path: Path, variables: dict[str, Any] | None = None,
                quiet_build: bool = True) -> Generator[NodeResult, None, DbtOutcome]:
-    """Run a dbt command in this process, with this process's parsed project, yielding each node's result
-    as it finishes (dbt runs in a thread meanwhile); returns the outcome. Artifacts go under ``target_path``
-    (one per data directory, so that builds of two data directories never mix files)."""
+    """Run a dbt command in this process, with this process's parsed project, on the warehouse of
+    ``data_dir``, yielding each node's result as it finishes (dbt runs in a thread meanwhile); returns the
+    outcome. Artifacts go under ``target_path`` (one per data directory, so that builds of two data
+    directories never mix files). The profile reads the data directory from SPBE_DATA_DIR: it is set to
+    ``data_dir`` while dbt runs, so that a run's data directory (the ``data_dir`` resource) is dbt's too."""
     from dbt.cli.main import dbtRunner
 
     manifest = parsed_manifest()
@@ -264,6 +267,8 @@ def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] 
             finished.put(None)
 
     thread = threading.Thread(target=invoke, name="dbt", daemon=True)
+    previous = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(data_dir)
     thread.start()
     results = []
     try:
@@ -273,6 +278,10 @@ def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] 
     finally:
         thread.join()
         release_connection()
+        if previous is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = previous
     if "error" in box:
         raise box["error"]
     result = box["result"]
@@ -280,9 +289,10 @@ def stream_dbt(command: list[str], target_path: Path, variables: dict[str, Any] 
     return DbtOutcome(bool(result.success), results, error)
 
 
-def run_dbt(command: list[str], target_path: Path, variables: dict[str, Any] | None = None) -> DbtOutcome:
+def run_dbt(command: list[str], data_dir: Path, target_path: Path,
+            variables: dict[str, Any] | None = None) -> DbtOutcome:
     """``stream_dbt`` to the end."""
-    stream = stream_dbt(command, target_path, variables)
+    stream = stream_dbt(command, data_dir, target_path, variables)
     while True:
         try:
             next(stream)

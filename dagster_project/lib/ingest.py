@@ -30,7 +30,7 @@ import requests
 from dagster_project.lib.archive import DurableBatch, archive_path, file_sha256, utc_now
 from dagster_project.lib.datasets import RELEASES, SUBMISSIONS, WORK_UNITS, Arrival, Dataset, lake_dataset
 from dagster_project.lib.ingest_log import ACCEPTED, IngestLog, read_lines
-from dagster_project.lib.quality import plain_reason, suite_path, validate_groups
+from dagster_project.lib.quality import plain_reason, suite_path, validate_frame, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig, fetch_release
 from dagster_project.lib.storage_caps import Storage, StorageFull, storage
@@ -175,7 +175,7 @@ def _land_batch(paths: DataPaths, dataset: Dataset, arrivals: Sequence[Arrival],
             continue
         try:
             size = f.path.stat().st_size
-            if size > dataset.max_bytes:  # refused unread: never pull a huge file into memory
+            if dataset.max_bytes is not None and size > dataset.max_bytes:  # refused unread: never read it all
                 raise dataset.format_error(_shown(f.name), "file_size", f"{size} bytes, over {dataset.max_bytes}")
             cells[i] = dataset.read(f.path.read_bytes(), _shown(f.name))
         except dataset.format_error as e:
@@ -226,8 +226,9 @@ def _land_batch(paths: DataPaths, dataset: Dataset, arrivals: Sequence[Arrival],
         results[i] = LandingResult(f.dataset, earlier.get("year"), f.sha256, status, rows, reason, earlier,
                                    original_name=f.name)
     not_taken = [{**base, "dataset": dataset.name, "original_name": name, "status": "rejected", "rows": 0,
+                  **({"year": arrival.year} if arrival.year is not None else {}),
                   "reason": f"{_shown(name)}: not taken, {why}; it waits {dataset.waits}"}
-                 for _, name, why in full]
+                 for arrival, name, why in full]
     # A source offers a waiting file again every few minutes: a refusal for the cap is logged once while it
     # lasts, so that a file too large for the cap does not rebuild and publish on every try.
     said = _last_reasons(paths, {line["original_name"] for line in not_taken}) if not_taken else {}
@@ -239,7 +240,7 @@ def _land_batch(paths: DataPaths, dataset: Dataset, arrivals: Sequence[Arrival],
         store.judge(*verdict)
     written = iter(lines)
     results = [dataclasses.replace(r, changes_data=next(written)["changes_data"]) if r else r for r in results]
-    unarchived = [LandingResult(dataset.name, None, "", "rejected", 0, line["reason"], {},
+    unarchived = [LandingResult(dataset.name, line.get("year"), "", "rejected", 0, line["reason"], {},
                                 original_name=line["original_name"], changes_data=line.get("changes_data", False))
                   for line in [*written, *repeated]]
     with DurableBatch() as batch:
@@ -329,7 +330,8 @@ def _judge(dataset: Dataset, arrived: list[_Arrived], cells: dict[int, object], 
         for f, one_file in zip(pending, files, strict=True):
             try:
                 one = dataset.normalize([one_file], registry, received)
-                report = validate_groups(one, dataset.name, list(dataset.id_columns), FILE_INDEX)[0]
+                report = validate_groups(one, dataset.name, list(dataset.id_columns), FILE_INDEX).get(0) or \
+                    _judge_empty(dataset, one)
             except dataset.format_error as e:
                 f.verdict = _unreadable(dataset, e.rule, e.detail), str(e)
                 continue
@@ -342,9 +344,15 @@ def _judge(dataset: Dataset, arrived: list[_Arrived], cells: dict[int, object], 
         frame = pd.concat(frames.values(), ignore_index=True) if frames else None
         return frame, dataset.facts(frame, by_index) if frame is not None else {}
     for f in pending:
-        report = reports[f.frame_index]
+        report = reports.get(f.frame_index) or _judge_empty(dataset, frame)
         f.verdict = report.to_dict(), report.reason()
     return frame, dataset.facts(frame, by_index)
+
+
+def _judge_empty(dataset: Dataset, frame: pd.DataFrame):
+    """A file with no rows has no group in the batch's validation: the whole suite on its empty table (the
+    row-count rule refuses it)."""
+    return validate_frame(frame.iloc[0:0].drop(columns=FILE_INDEX), dataset.name, list(dataset.id_columns))
 
 
 def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame | None,

@@ -26,7 +26,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from dagster_project.lib.archive import archive_path, file_sha256, write_atomically
+from dagster_project.lib.archive import archive_path, write_atomically
 from dagster_project.paths import BUNDLED_RELEASES_DIR
 
 SOURCE_KINDS = ("local", "http", "ckan")
@@ -102,7 +102,7 @@ class ReleaseEntry:
 class FetchedRelease:
     entry: ReleaseEntry
     sha256: str
-    path: Path  # where its bytes are: a new download, the archived copy (a 304), or the local source's file
+    path: Path  # in the download folder: a download, a copy of a local file, or a link to the archived copy
     size: int
     not_modified: bool  # True when the server answered 304 and the archived copy was used
 
@@ -238,24 +238,33 @@ def _sha256_or_none(value: Any, where: str) -> str | None:
 
 def fetch_release(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path,
                   download_dir: Path, session: requests.Session | None = None) -> FetchedRelease:
-    """Get one release, verified, and say where its bytes are: a new download in ``download_dir``, the archived
-    copy when the server answers 304, the file itself for a local folder. Landing archives it."""
+    """Get one release, verified, into ``download_dir`` (a private folder the caller removes): a download, a
+    copy of a local source's file, or, when the server answers 304, a second name of the archived copy (so
+    that evicting that copy meanwhile loses nothing). Landing archives it."""
+    download_dir.mkdir(parents=True, exist_ok=True)
     if cfg.kind == "local":
-        return _fetch_local(cfg, entry)
+        return _fetch_local(cfg, entry, download_dir)
     return _fetch_http(cfg, entry, archive_dir, cache_path, download_dir, session or make_session(cfg))
 
 
-def _fetch_local(cfg: SourceConfig, entry: ReleaseEntry) -> FetchedRelease:
+def _fetch_local(cfg: SourceConfig, entry: ReleaseEntry, download_dir: Path) -> FetchedRelease:
+    """The file copied and hashed in one read: what is verified is what lands, even if the file is
+    rewritten meanwhile."""
     folder = Path(cfg.location).resolve()
     path = (folder / entry.url).resolve()
     if not path.is_relative_to(folder) or not path.is_file():
         raise ReleaseSourceError(f"release {entry.year}: {entry.url!r} is not a file inside {folder}")
-    size = path.stat().st_size
-    if size > cfg.max_bytes:
-        raise ReleaseSourceError(f"release {entry.year}: {path.name} is {size} bytes, over {cfg.max_bytes}")
-    sha = file_sha256(path)
-    _check_sha256(entry, sha)
-    return FetchedRelease(entry, sha, path, size, not_modified=False)
+    target = download_dir / f"local.{entry.format}"
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as source, open(target, "wb") as sink:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            size += len(chunk)
+            if size > cfg.max_bytes:
+                raise ReleaseSourceError(f"release {entry.year}: {path.name} is over {cfg.max_bytes} bytes")
+            digest.update(chunk)
+            sink.write(chunk)
+    _check_sha256(entry, digest.hexdigest())
+    return FetchedRelease(entry, digest.hexdigest(), target, size, not_modified=False)
 
 
 def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache_path: Path, download_dir: Path,
@@ -271,8 +280,7 @@ def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache
         if cached.get("last_modified"):
             headers["If-Modified-Since"] = cached["last_modified"]
 
-    download_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=download_dir, prefix=".download.", suffix=".partial")
+    fd, tmp_name = tempfile.mkstemp(dir=download_dir, prefix="download.", suffix=f".{entry.format}")
     target = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as sink:
@@ -282,8 +290,9 @@ def _fetch_http(cfg: SourceConfig, entry: ReleaseEntry, archive_dir: Path, cache
             if not cached:
                 raise ReleaseSourceError(f"release {entry.year}: 304 Not Modified without a cached copy")
             _check_sha256(entry, cached["sha256"])
-            path = archive_path(archive_dir, cached["sha256"], entry.format)
-            return FetchedRelease(entry, cached["sha256"], path, path.stat().st_size, not_modified=True)
+            kept = download_dir / f"not_modified.{entry.format}"
+            os.link(archive_path(archive_dir, cached["sha256"], entry.format), kept)  # same file system
+            return FetchedRelease(entry, cached["sha256"], kept, kept.stat().st_size, not_modified=True)
         _check_sha256(entry, digest)
     except BaseException:
         target.unlink(missing_ok=True)

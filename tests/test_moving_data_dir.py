@@ -1,0 +1,78 @@
+"""A data directory that moves (copied, or moved with mv), and build databases that read what they should
+not: the views read the data directory through relative paths, and anything else is rebuilt."""
+
+import os
+import shutil
+import subprocess
+
+import dagster as dg
+import duckdb
+
+from dagster_project.lib.warehouse import plan_build, read_manifest
+from dagster_project.paths import DataPaths
+from tests.conftest import run_update
+from tests.events import SPBE, published_rows, run_requested, submission, tick
+
+# ---- a data directory that moves (copied, or moved with mv) ----------------------------------------------------
+
+def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbox(built_warehouse, tmp_path,
+                                                                                  monkeypatch):
+    """Issue "a data directory that can move": the views of the build database read the data directory
+    through a relative path, so a copied or moved directory reads its own files. The copy gets a file
+    through the sensor's own run request (as the daemon runs it, a partial rebuild); the same directory,
+    then moved with `mv`, gets one through `spbe ingest`."""
+    copied = DataPaths(tmp_path / "copied")
+    shutil.copytree(built_warehouse[0].root, copied.root, symlinks=True)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(copied.root))
+    (copied.inbox / "luwu_4.json").write_bytes(submission("73.17", level=4))
+    with dg.DagsterInstance.ephemeral() as instance:
+        (request,) = tick(instance).run_requests
+        result = run_requested(instance, request)
+        assert result.success
+        built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"fct_ingest_log", "fct_index", "published_warehouse"} <= built and "fct_rankings" not in built
+    assert published_rows(copied, "select status, is_current from fct_ingest_log where original_name = "
+                                  "'luwu_4.json'") == [("loaded", True)]
+
+    moved = DataPaths(tmp_path / "elsewhere" / "data")
+    moved.root.parent.mkdir()
+    shutil.move(copied.root, moved.root)
+    monkeypatch.setenv("SPBE_DATA_DIR", str(moved.root))
+    source = tmp_path / "luwu_5.json"
+    source.write_bytes(submission("73.17", level=5))
+    done = subprocess.run([SPBE, "ingest", str(source)], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert published_rows(moved, "select original_name, is_current from fct_ingest_log where original_name like "
+                                 "'luwu_%' order by seq") == [("luwu_4.json", False), ("luwu_5.json", True)]
+    assert published_rows(moved, "select index_value from fct_index where source = 'computed' and "
+                                 "institution_id = '73.17' and stage = 'final'") == [(5.0,)]
+    assert read_manifest(moved.published_manifest)["data_dir"] == str(moved.root)
+    doctor = subprocess.run([SPBE, "doctor"], capture_output=True, text=True, env=os.environ.copy())
+    assert doctor.returncode == 0 and "all agree" in doctor.stdout, doctor.stdout
+
+
+def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_published(copy_of_built):
+    from dagster_project.lib.warehouse import absolute_source_paths
+
+    paths = copy_of_built
+    with duckdb.connect(str(paths.build_db)) as con:  # as a build of the earlier design left it
+        view = f"select * from read_json_auto('{paths.ingest_log}', format = 'newline_delimited')"  # noqa: S608
+        con.execute("create or replace view staging.stg_state__ingest_log as " + view)
+    assert absolute_source_paths(paths.build_db) == [f"staging.stg_state__ingest_log reads {paths.ingest_log}"]
+    assert plan_build(paths).mode == "full"
+    doctor = subprocess.run([SPBE, "doctor"], capture_output=True, text=True, env=os.environ.copy())
+    assert doctor.returncode == 1 and "reads files by absolute path" in doctor.stdout
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_update(instance).success  # the full build writes the view anew, relative
+    assert absolute_source_paths(paths.build_db) == []
+
+
+def test_a_build_database_left_by_other_code_is_rebuilt_whole(copy_of_built):
+    """A full build that failed half way under other code (then changed back) left models of that code: the
+    next build is full, whatever the published manifest says."""
+    from dagster_project.lib.warehouse import code_fingerprint, mark_build
+
+    mark_build(copy_of_built, code_fingerprint())
+    assert plan_build(copy_of_built).mode == "none"
+    mark_build(copy_of_built, "the fingerprint of other code")
+    assert plan_build(copy_of_built).mode == "full"
