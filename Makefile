@@ -59,7 +59,7 @@ clients: $(UV)
 test: install postgres chromium clients
 	$(VENV)/bin/pytest -n 3 --dist loadfile
 
-# The inner loop: the tests that build no warehouse and start no server (about a minute on 2 cores).
+# The inner loop: the tests that build no warehouse and start no server (about 30 s on 2 cores).
 test-fast: install
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"
 
