@@ -127,6 +127,7 @@ def built_warehouse(isolated_environment, tmp_path_factory):
             run = BuiltRun(result.run_id, result.success,
                            tuple(e.materialization for e in result.get_asset_materialization_events()),
                            tuple(result.get_asset_check_evaluations()))
+            shutil.rmtree(paths.root, ignore_errors=True)  # left by a worker that died before its record
             building.root.rename(paths.root)
             record.write_text(dg.serialize_value(run_as_dict(run)))
     yield paths, run_from_dict(dg.deserialize_value(record.read_text()))

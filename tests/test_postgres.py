@@ -18,6 +18,7 @@ import pytest
 
 from dagster_project.defs.update import JOB, STEP, run_config
 from dagster_project.paths import REPO_ROOT
+from tests.events import submission
 
 VENV_BIN = Path(sys.executable).parent
 RUN_START, STEP_START = dg.DagsterEventType.RUN_START, dg.DagsterEventType.STEP_START
@@ -64,8 +65,9 @@ def test_the_code_location_runs_on_postgres_with_the_multiprocess_executor(postg
     for name, value in {"DAGSTER_HOME": str(home), "SPBE_EXECUTOR": "multiprocess",
                         "SPBE_PG_URL": f"postgresql+psycopg2://spbe@127.0.0.1:{postgres_port}/postgres"}.items():
         monkeypatch.setenv(name, value)
-    config = tmp_path / "run_config.yaml"  # a full rebuild: the copied warehouse is already current
-    config.write_text(json.dumps(run_config(full_build=True)))
+    (paths.inbox / "luwu.json").write_bytes(submission("73.17", level=2))  # a new revision: a partial build
+    config = tmp_path / "run_config.yaml"
+    config.write_text(json.dumps(run_config(inbox_files=["luwu.json"])))
     done = subprocess.run([str(VENV_BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-a",
                            "defs", "-j", JOB, "-c", str(config)], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=600)
