@@ -12,7 +12,7 @@
     spbe snapshots        the published warehouses kept for --as-of
     spbe summary          the warehouse path, the latest national top 10 and the predikat counts
     spbe bench            time the pipeline on synthetic tiers next to a plain DuckDB script
-    spbe ui               the Dagster UI on localhost, loading workspace.yaml
+    spbe ui               `dg dev` (the Dagster UI and daemon on localhost) and the warm worker
 """
 
 import argparse
