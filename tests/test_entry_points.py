@@ -10,13 +10,12 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 from dagster_project.cli import UI_STOP_SECONDS
 from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT
 from tests.conftest import VENV_BIN
-from tests.test_webserver import free_port
+from tests.test_webserver import free_port, graphql
 
 PLAIN_PATH = "/usr/bin:/bin"
 LOCATIONS = '{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError { ' \
@@ -35,7 +34,7 @@ def plain_env(tmp_path, name: str) -> dict[str, str]:
 
 
 def locations(url: str) -> list[dict] | None:
-    data = graphql(url, LOCATIONS)
+    data = answer(url, LOCATIONS)
     return data["workspaceOrError"]["locationEntries"] if data else None
 
 
@@ -64,12 +63,10 @@ def ignore_sigint():
 RUNS = '{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }'
 
 
-def graphql(url: str, query: str) -> dict | None:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+def answer(url: str, query: str) -> dict | None:
+    """The server's answer, or None while it is not up yet."""
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return json.load(reply)["data"]
+        return graphql(url, query)
     except OSError:
         return None
 
@@ -116,7 +113,7 @@ def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_
         while run is None or run["status"] not in ("SUCCESS", "FAILURE", "CANCELED"):
             assert time.monotonic() < deadline + 240, f"no finished run: {run}\n{log.read_text()[-3000:]}"
             time.sleep(2)
-            runs = (graphql(url, RUNS) or {}).get("runsOrError", {}).get("results", [])
+            runs = (answer(url, RUNS) or {}).get("runsOrError", {}).get("results", [])
             run = next((r for r in runs if {"key": "spbe/trigger", "value": "inbox"} in r["tags"]), None)
         assert run["status"] == "SUCCESS", log.read_text()[-3000:]
         assert any(t["key"] == "spbe/runner" for t in run["tags"]), run  # run by the warm worker

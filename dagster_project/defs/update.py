@@ -17,7 +17,6 @@ check a run could touch when the run is created (about 30 ms each on the local S
 
 import time
 from datetime import datetime
-from functools import cache
 
 import dagster as dg
 
@@ -128,7 +127,6 @@ def _reference_check_names() -> dict[str, str]:
                              "existing subjects, windows valid"}
 
 
-@cache
 def build_update_asset() -> dg.AssetsDefinition:
     graph = project_graph()
 

@@ -6,7 +6,6 @@ exactly those, from the ingest log as it stands, into the build database. It nev
 ``update_warehouse`` does, so that a published file always holds one consistent position of the log.
 """
 
-from functools import cache
 
 import dagster as dg
 
@@ -48,7 +47,6 @@ def dbt_events(graph: Graph, results: list[NodeResult], paths: DataPaths, select
                 description=r.message[:2000] or None, metadata=metadata)
 
 
-@cache
 def build_dbt_models() -> dg.AssetsDefinition:
     graph = project_graph()
 

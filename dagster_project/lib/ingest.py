@@ -30,7 +30,7 @@ import requests
 from dagster_project.lib.archive import DurableBatch, archive_path, file_sha256, utc_now
 from dagster_project.lib.datasets import RELEASES, SUBMISSIONS, WORK_UNITS, Arrival, Dataset, lake_dataset
 from dagster_project.lib.ingest_log import ACCEPTED, IngestLog, read_lines
-from dagster_project.lib.quality import plain_reason, suite_path, validate_frame, validate_groups
+from dagster_project.lib.quality import plain_reason, suite_path, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
 from dagster_project.lib.sources import ReleaseEntry, SourceConfig, fetch_release
 from dagster_project.lib.storage_caps import Storage, StorageFull, storage
@@ -324,14 +324,14 @@ def _judge(dataset: Dataset, arrived: list[_Arrived], cells: dict[int, object], 
     files = [(cells[i], arrived[i].arrival) for i in cells]
     try:
         frame = dataset.normalize(files, registry, received)
-        reports = validate_groups(frame, dataset.name, list(dataset.id_columns), FILE_INDEX)
+        reports = validate_groups(frame, dataset.name, list(dataset.id_columns), FILE_INDEX,
+                                  [f.frame_index for f in pending])
     except Exception:  # a file broke the batch: judge each alone, so that only it is quarantined
         frames = {}
         for f, one_file in zip(pending, files, strict=True):
             try:
                 one = dataset.normalize([one_file], registry, received)
-                report = validate_groups(one, dataset.name, list(dataset.id_columns), FILE_INDEX).get(0) or \
-                    _judge_empty(dataset, one)
+                report = validate_groups(one, dataset.name, list(dataset.id_columns), FILE_INDEX, [0])[0]
             except dataset.format_error as e:
                 f.verdict = _unreadable(dataset, e.rule, e.detail), str(e)
                 continue
@@ -344,15 +344,10 @@ def _judge(dataset: Dataset, arrived: list[_Arrived], cells: dict[int, object], 
         frame = pd.concat(frames.values(), ignore_index=True) if frames else None
         return frame, dataset.facts(frame, by_index) if frame is not None else {}
     for f in pending:
-        report = reports.get(f.frame_index) or _judge_empty(dataset, frame)
+        report = reports[f.frame_index]
         f.verdict = report.to_dict(), report.reason()
     return frame, dataset.facts(frame, by_index)
 
-
-def _judge_empty(dataset: Dataset, frame: pd.DataFrame):
-    """A file with no rows has no group in the batch's validation: the whole suite on its empty table (the
-    row-count rule refuses it)."""
-    return validate_frame(frame.iloc[0:0].drop(columns=FILE_INDEX), dataset.name, list(dataset.id_columns))
 
 
 def _write_lake_batch(paths: DataPaths, batch: DurableBatch, frame: pd.DataFrame | None,
