@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from dagster_project.defs.checks import failures_metadata
-from dagster_project.defs.update import INGEST_LOG_KEY, RELEASES_KEY, SUBMISSIONS_KEY, WORK_UNITS_KEY
+from dagster_project.defs.update import (
+    INGEST_LOG_KEY,
+    SUBMISSIONS_KEY,
+    SUBMISSIONS_SUITE,
+    TIER_ASSETS,
+    WORK_UNITS_KEY,
+    ReleaseAsset,
+)
 from dagster_project.lib.inbox import (
     PROCESSING,
     Claim,
@@ -76,48 +83,57 @@ def land_event(context: dg.AssetExecutionContext, config, source: SourceConfig, 
     if landed.refused:  # seen at once in the Runs list; the check named is the one a refused file failed
         failed = [r for r in landed.refused if r.status == "quarantined"]
         context.instance.add_run_tags(context.run.run_id, {"quarantined": str(len(landed.refused)), **(
-            {"spbe/failed_check": "submissions_suite" if any(r.dataset != "official_results" for r in failed)
-             else "official_results_suite"} if failed else {})})
+            {"spbe/failed_check": _failed_check(failed)} if failed else {})})
     for line in landed.not_landed:
         context.log.error(f"not landed: {line}")
 
 
+def _failed_check(failed: list[LandingResult]) -> str:
+    """The check quarantined files failed, named as in the UI (the submissions' first, when any)."""
+    by_dataset = {a.dataset: a.suite_check for a in TIER_ASSETS.values()}
+    checks = [by_dataset.get(r.dataset, SUBMISSIONS_SUITE) for r in failed]
+    return SUBMISSIONS_SUITE if SUBMISSIONS_SUITE in checks else checks[0]
+
+
 def _releases(context, config, source: SourceConfig, paths: DataPaths, landed: Landed):
-    if not config.release_years and not config.changed_releases:
+    asked = {str(y) for y in config.release_years} | {f"secondary-{y}" for y in config.secondary_years}
+    if not asked and not config.changed_releases:
         return
-    entries = {e.year: e for e in list_releases(source)}
-    wanted = [entries[y] for y in sorted(set(config.release_years)) if y in entries]
-    landed.not_landed += [f"release {y}: the {source.kind} source {source.location} offers none"
-                          for y in sorted(set(config.release_years) - set(entries))]
+    entries = {e.key: e for e in list_releases(source)}
+    wanted = [entries[k] for k in sorted(asked) if k in entries]
+    landed.not_landed += [f"release {k}: the {source.kind} source {source.location} offers none"
+                          for k in sorted(asked - set(entries))]
     if config.changed_releases:
-        wanted += [e for y, e in sorted(entries.items())
-                   if e not in wanted and not release_is_current(paths, e)]
-    results = []
+        wanted += [e for e in entries.values() if e not in wanted and not release_is_current(paths, e)]
+    results: dict[str, list[LandingResult]] = {}
     for entry in wanted:
         try:
             result = land_release(source, entry, paths, run_id=context.run.run_id)
         except Exception as e:  # the source failed (network, checksum, size): nothing of it landed
-            landed.not_landed.append(f"release {entry.year}: {e.__class__.__name__}: {e}")
+            landed.not_landed.append(f"release {entry.key}: {e.__class__.__name__}: {e}")
             continue
-        context.log.info(f"release {entry.year}: {result.status}, {result.rows} rows - {result.reason}")
-        results.append(result)
-    if not results:
-        return
-    landed.results += results
+        context.log.info(f"release {entry.key}: {result.status}, {result.rows} rows - {result.reason}")
+        results.setdefault(entry.tier, []).append(result)
+    for tier, tier_results in results.items():
+        landed.results += tier_results
+        yield from _release_events(TIER_ASSETS[tier], tier_results)
+
+
+def _release_events(asset: ReleaseAsset, results: list[LandingResult]):
     failed = [dict(f, year=r.year) for r in results for f in r.report.get("failed", [])]
     errors = [f for f in failed if f["severity"] == "critical"]
     warnings = [f for f in failed if f["severity"] != "critical"]
-    yield dg.MaterializeResult(asset_key=RELEASES_KEY, metadata={
+    yield dg.MaterializeResult(asset_key=asset.key, metadata={
         "years": dg.MetadataValue.md("| year | status | rows | sha256 | reason |\n|---|---|---|---|---|\n" + "\n".join(
             f"| {r.year} | {r.status} | {r.rows} | {r.sha256[:12]} | {r.reason} |" for r in results)),
         "dagster/row_count": sum(r.rows for r in results if r.status == "loaded"),
     })
     refused = [r for r in results if r.status == "quarantined"]
-    yield dg.AssetCheckResult(asset_key=RELEASES_KEY, check_name="official_results_suite", passed=not refused,
+    yield dg.AssetCheckResult(asset_key=asset.key, check_name=asset.suite_check, passed=not refused,
                               severity=dg.AssetCheckSeverity.ERROR,
                               description="; ".join(r.reason for r in refused)[:2000] or "every release passed",
                               metadata=failures_metadata(errors))
-    yield dg.AssetCheckResult(asset_key=RELEASES_KEY, check_name="official_results_warnings", passed=not warnings,
+    yield dg.AssetCheckResult(asset_key=asset.key, check_name=asset.warnings_check, passed=not warnings,
                               severity=dg.AssetCheckSeverity.WARN, description=f"{len(warnings)} warning rules",
                               metadata=failures_metadata(warnings))
 

@@ -40,7 +40,7 @@ def test_groups_hold_what_their_names_say():
     by_group: dict[str, set[str]] = {}
     for key in g.get_all_asset_keys():
         by_group.setdefault(g.get(key).group_name, set()).add(key.to_user_string())
-    assert by_group["releases"] == {"official_release", "ingest_log"}
+    assert by_group["releases"] == {"official_release", "secondary_release", "ingest_log"}
     assert by_group["submissions"] == {"submission_files", "work_unit_files", "window_completeness_report"}
     assert by_group["publish"] == {"published_warehouse"}
     assert by_group["reports"] == {"scorecards", "validation_results", "dbt_docs"}
@@ -71,9 +71,9 @@ def test_one_job_for_every_event_and_it_names_only_what_every_event_may_change()
     assert {j.name for j in d.jobs} == {"update_warehouse"}
     job = d.resolve_job_def("update_warehouse")
     keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert keys == {"official_release", "submission_files", "work_unit_files", "ingest_log", "reference_tables",
-                    "published_warehouse", "window_completeness_report", "scorecards", "validation_results",
-                    "dbt_docs"}
+    assert keys == {"official_release", "secondary_release", "submission_files", "work_unit_files", "ingest_log",
+                    "reference_tables", "published_warehouse", "window_completeness_report", "scorecards",
+                    "validation_results", "dbt_docs"}
     assert {s.name for s in d.sensors} == {"inbox_sensor", "release_source_sensor", "reference_sensor",
                                          "abandoned_runs_sensor"}
     for target in [*d.sensors, *d.schedules]:

@@ -18,7 +18,7 @@ MARTS = {"dim_institution", "dim_indicator", "fct_index", "fct_rankings", "fct_t
          "fct_ingest_log", "agg_groups", "fct_national_reconciliation", "fct_indicator_levels",
          "fct_submission_revisions", "fct_aspect_index", "fct_verification_gap", "fct_window_completeness",
          "fct_work_unit_index", "fct_improvement_priorities", "fct_target_steps", "fct_rank_uncertainty",
-         "fct_mentors", "dim_methodology", "fct_methodology_comparison"}
+         "fct_mentors", "dim_methodology", "fct_methodology_comparison", "fct_secondary_unmatched"}
 SAMPLES = sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))
 
 
@@ -27,12 +27,13 @@ def test_full_materialization_publishes_every_mart(built_warehouse, published):
     assert result.success
     # One run landed, built every model, published and wrote the reports.
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert MARTS | {"official_release", "submission_files", "ingest_log", "reference_tables", "published_warehouse",
-                    "scorecards", "validation_results", "dbt_docs"} <= materialized
+    assert MARTS | {"official_release", "secondary_release", "submission_files", "ingest_log", "reference_tables",
+                    "published_warehouse", "scorecards", "validation_results", "dbt_docs"} <= materialized
     checks = result.get_asset_check_evaluations()
     assert len(checks) > 50
-    # Every check passed but the releases' warning-level rules (test_release_checks_pass_with_the_expected_...).
-    assert [c.check_name for c in checks if not c.passed] == [RELEASE_WARNINGS]
+    # Every check passed but the releases' warning-level rules (test_release_checks_pass_with_the_expected_...;
+    # the secondary ones: tests/test_secondary.py).
+    assert [c.check_name for c in checks if not c.passed] == [RELEASE_WARNINGS, "secondary_results_warnings"]
     tables = {r[0] for r in published.execute("select table_name from duckdb_tables()").fetchall()}
     assert tables == MARTS | {"publish_manifest"}
     manifest = json.loads(paths.published_manifest.read_text())
@@ -40,7 +41,8 @@ def test_full_materialization_publishes_every_mart(built_warehouse, published):
     # No work-unit (OPD) files are bundled: that mart fills when regions send them (tests/test_inbox.py).
     assert all(t["rows"] > 0 for name, t in manifest["tables"].items() if name != "fct_work_unit_index")
     assert manifest["run_id"] == result.run_id
-    assert manifest["inputs"]["files_loaded"] == {"official_results": 2, "submissions": len(SAMPLES)}
+    assert manifest["inputs"]["files_loaded"] == {"official_results": 2, "secondary_results": 3,
+                                                  "submissions": len(SAMPLES)}
     assert manifest["log_position"] == manifest["inputs"]["log_position"] == len(read_lines(paths.ingest_log))
 
 
@@ -54,6 +56,27 @@ def test_release_checks_pass_with_the_expected_warnings(built_warehouse):
     rows = warnings.metadata["failing_rows"].value
     assert {r["column"] for r in rows if r["year"] == 2024} == {"missing_values", "predikat_consistency"}
     assert {r["year"] for r in rows} == {2023, 2024}
+
+
+def test_the_longer_history_is_kept_apart_from_the_official_series(published):
+    """As an analyst asks it: Sumedang's path from 2021, which values we hold for 2021 and from where, the name
+    nobody could match, and rankings that read the decree only."""
+    sumedang = published.execute("select year, index_value, source_tier, source_urls is not null from fct_index "
+                                 "where institution_id = '32.11' and source <> 'computed' order by year").fetchall()
+    assert sumedang == [(2021, 3.52, "secondary", True), (2022, 3.84, "secondary", True),
+                        (2023, 4.14, "official", False), (2024, 4.51, "official", False)]
+    held_2021 = published.execute("select source_tier, count(*), count(index_value), bool_and(source_urls like "
+                                  "'https://%') from fct_index where year = 2021 group by all").fetchall()
+    assert held_2021 == [("secondary", 36, 34, True)]  # 37 rows quoted, one unmatched
+    assert published.execute("select year, published_name, unmatched_reason from fct_secondary_unmatched").fetchall() \
+        == [(2021, "Lembaga Penerbangan dan Antariksa Nasional (LAPAN)", "name not in the registry or its aliases")]
+    # A secondary predikat is the one printed, never derived from the bands (Sumedang 2022 printed none).
+    assert published.execute("select predikat from fct_index where institution_id = '32.11' and year = 2022") \
+        .fetchall() == [(None,)]
+    for mart, column in (("fct_rankings", "year"), ("agg_groups", "year"), ("fct_target_gap", "latest_year")):
+        sql = f"select distinct {column} from {mart}"  # noqa: S608 (names from the line above)
+        years = {y for (y,) in published.execute(sql).fetchall()}
+        assert years <= {2023, 2024}, (mart, years)
 
 
 def test_banyuwangi_leads_the_regional_governments_in_2024(published):
@@ -85,7 +108,8 @@ def test_band_edge_rows_keep_their_published_predikat(published):
 
 def test_missing_domains_stay_missing(published):
     rows = published.execute(
-        "select count(*) from fct_index where not is_complete and policy_index is null and index_value is not null"
+        "select count(*) from fct_index where source = 'official' and not is_complete and policy_index is null "
+        "and index_value is not null"
     ).fetchall()
     assert rows == [(3,)]
 
@@ -149,7 +173,9 @@ def test_sensor_requests_each_new_or_changed_release_once(data_dir):
     with dg.instance_for_test() as instance:
         first = tick(instance, None)
         (request,) = first.run_requests  # one run for every release that is not landed
-        assert release_years_of(request) == [2023, 2024] and request.tags["spbe/releases"] == "2023,2024"
+        assert release_years_of(request) == [2023, 2024]
+        assert request.run_config["ops"][STEP]["config"]["secondary_years"] == [2019, 2021, 2022]
+        assert request.tags["spbe/releases"] == "2023,2024,secondary-2019,secondary-2021,secondary-2022"
         assert request.run_key.startswith("release-")
         # Requested and not landed yet (the run may be on its way): not asked again on the next tick...
         assert isinstance(tick(instance, first.cursor), dg.SkipReason)

@@ -76,19 +76,21 @@ def release_source_sensor(context: dg.SensorEvaluationContext, release_source: R
     except ReleaseSourceError as e:
         return dg.SkipReason(f"release source not readable: {e}")
     paths, now = data_dir.paths(), time.time()
-    requested: dict[str, list] = json.loads(context.cursor) if context.cursor else {}  # year -> [fingerprint, at]
+    requested: dict[str, list] = json.loads(context.cursor) if context.cursor else {}  # key -> [fingerprint, at]
     wanted = [e for e in entries if not release_is_current(paths, e)
-              and (requested.get(str(e.year), [None])[0] != e.fingerprint
-                   or now - requested[str(e.year)][1] > RETRY_AFTER_SECONDS)]
+              and (requested.get(e.key, [None])[0] != e.fingerprint
+                   or now - requested[e.key][1] > RETRY_AFTER_SECONDS)]
     if not wanted:
         return dg.SkipReason(f"every release of the {cfg.kind} source is landed and current ({len(entries)})")
-    requested |= {str(e.year): [e.fingerprint, now] for e in wanted}
-    years = [e.year for e in wanted]
+    requested |= {e.key: [e.fingerprint, now] for e in wanted}
+    keys = [e.key for e in wanted]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(
-            run_key=f"release-{_run_key(years, [e.fingerprint for e in wanted], now)}",
-            run_config=run_config(release_years=years),
-            tags={"spbe/releases": ",".join(map(str, years)), "spbe/trigger": "release"},
+            run_key=f"release-{_run_key(keys, [e.fingerprint for e in wanted], now)}",
+            run_config=run_config(**{field: years for field, tier in (("release_years", "official"),
+                                                                       ("secondary_years", "secondary"))
+                                     if (years := [e.year for e in wanted if e.tier == tier])}),
+            tags={"spbe/releases": ",".join(keys), "spbe/trigger": "release"},
         )],
         cursor=json.dumps(requested, sort_keys=True),
     )

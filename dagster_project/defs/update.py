@@ -16,6 +16,7 @@ check a run could touch when the run is created (about 30 ms each on the local S
 
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import dagster as dg
@@ -42,6 +43,24 @@ PUBLISHED_KEY = dg.AssetKey("published_warehouse")
 WINDOW_REPORT_KEY = dg.AssetKey("window_completeness_report")
 RELEASE_SUITE, RELEASE_WARNINGS, SUBMISSIONS_SUITE = "official_results_suite", "official_results_warnings", \
     "submissions_suite"
+SECONDARY_KEY = dg.AssetKey("secondary_release")
+
+
+@dataclass(frozen=True)
+class ReleaseAsset:
+    """The asset and checks of one release tier in the UI."""
+
+    key: dg.AssetKey
+    dataset: str  # its lake folder and ingest-log dataset (lib/datasets.py)
+    suite_check: str
+    warnings_check: str
+
+
+TIER_ASSETS = {
+    "official": ReleaseAsset(RELEASES_KEY, "official_results", RELEASE_SUITE, RELEASE_WARNINGS),
+    "secondary": ReleaseAsset(SECONDARY_KEY, "secondary_results", "secondary_results_suite",
+                              "secondary_results_warnings"),
+}
 
 
 class UpdateConfig(dg.Config):
@@ -50,7 +69,8 @@ class UpdateConfig(dg.Config):
     inbox_files: list[str] = []  # names in the inbox, settled (the inbox sensor)
     set_aside: list[str] = []  # inbox entries that cannot be submissions, moved aside unopened (the sensor)
     claimed: list[str] = []  # files `spbe ingest` claimed for this run: <owner>/<id> under inbox/.processing
-    release_years: list[int] = []  # release years to land (the release sensor)
+    release_years: list[int] = []  # official release years to land (the release sensor)
+    secondary_years: list[int] = []  # secondary release years to land (the release sensor)
     changed_releases: bool = False  # land every release of the source that is not the current one (spbe build)
     samples: str = "none"  # none | if_empty (the bundled demo files, into a warehouse with no submission) | always
     full_build: bool = False  # rebuild every model (spbe build --force)
@@ -65,6 +85,12 @@ def _landing_specs() -> list[dg.AssetSpec]:
                                  "expectations/official_results.json, written to "
                                  "lake/official_results/year=<YYYY>/ (one Parquet file per landing), or "
                                  "quarantined."),
+        dg.AssetSpec(SECONDARY_KEY, group_name="releases", kinds={"python", "parquet"}, skippable=True,
+                     description="SPBE results before the official series, quoted by news, regional and ministry "
+                                 "pages (one file per year, each row with its source URLs), from the release "
+                                 "source's entries of tier 'secondary': archived by sha256, validated with "
+                                 "expectations/secondary_results.json, written to lake/secondary_results/, kept "
+                                 "apart from the official series (fct_index.source_tier)."),
         dg.AssetSpec(SUBMISSIONS_KEY, group_name="submissions", kinds={"python", "parquet"}, skippable=True,
                      description="Regional submissions (one institution x year x stage, a row per indicator) from "
                                  "the inbox: archived by sha256, validated in one GX run per batch with each file "
@@ -74,8 +100,8 @@ def _landing_specs() -> list[dg.AssetSpec]:
                      skippable=True,
                      description="Work units' (OPD) own self-assessments, landed apart in "
                                  "lake/work_unit_submissions/ so that they never count as their institution's."),
-        dg.AssetSpec(INGEST_LOG_KEY, group_name="releases", kinds={"json"}, deps=[RELEASES_KEY, SUBMISSIONS_KEY],
-                     skippable=True,
+        dg.AssetSpec(INGEST_LOG_KEY, group_name="releases", kinds={"json"}, skippable=True,
+                     deps=[RELEASES_KEY, SECONDARY_KEY, SUBMISSIONS_KEY],
                      description="state/ingest_log.jsonl, the commit log: one numbered line per arrival "
                                  "(loaded, duplicate, quarantined, rejected), with whether it made its file "
                                  "current. A build reads it up to a fixed position."),
@@ -110,6 +136,13 @@ def _landing_checks() -> list[dg.AssetCheckSpec]:
                                       "predikat vs bands, domain formula, registry, uniqueness"),
         dg.AssetCheckSpec(RELEASE_WARNINGS, asset=RELEASES_KEY,
                           description="Warning-level rules: missing values, band-edge predikat, values below 1"),
+        dg.AssetCheckSpec(TIER_ASSETS["secondary"].suite_check, asset=SECONDARY_KEY,
+                          description="Error-level rules of expectations/secondary_results.json: values within 1-5, "
+                                      "official predikat, domain formula, a source URL on every row"),
+        dg.AssetCheckSpec(TIER_ASSETS["secondary"].warnings_check, asset=SECONDARY_KEY,
+                          description="Warning-level rules: an institution not in the registry, a predikat that "
+                                      "contradicts its value, a value printed with one decimal, two rows for one "
+                                      "institution and year"),
         dg.AssetCheckSpec(SUBMISSIONS_SUITE, asset=SUBMISSIONS_KEY,
                           description="Every file of the batch passed expectations/submissions.json (failing files "
                                       "are quarantined; the check lists them with the rules they broke)"),
@@ -288,7 +321,7 @@ def _window_report(paths: DataPaths, windows: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(asset_key=WINDOW_REPORT_KEY, metadata=metadata)
 
 
-STEP_KEYS = (RELEASES_KEY, SUBMISSIONS_KEY, WORK_UNITS_KEY, INGEST_LOG_KEY, REFERENCE_KEY, PUBLISHED_KEY,
+STEP_KEYS = (RELEASES_KEY, SECONDARY_KEY, SUBMISSIONS_KEY, WORK_UNITS_KEY, INGEST_LOG_KEY, REFERENCE_KEY, PUBLISHED_KEY,
              WINDOW_REPORT_KEY)
 update_warehouse = build_update_asset()
 update_warehouse_job = dg.define_asset_job(

@@ -2,6 +2,8 @@
 about itself. lib/ingest.py lands every dataset the same way; only these differ.
 
 - official releases: one results table per evaluation year, from the release source;
+- secondary releases: results quoted by news, regional and ministry pages (one file per year, each row with
+  its sources), from the same release source, kept apart from the official series;
 - regional submissions: one institution x year x stage per file, from the inbox (a work unit's own file lands
   in a dataset of its own, so that it never counts as its institution's submission).
 """
@@ -18,6 +20,8 @@ import pandas as pd
 
 from dagster_project.lib.registry import Registry
 from dagster_project.lib.releases import ReleaseFormatError, normalize_release, read_release_csv
+from dagster_project.lib.secondary import normalize_secondary, read_secondary_csv
+from dagster_project.lib.sources import RELEASE_TIERS
 from dagster_project.lib.submissions import (
     FILE_INDEX,
     MAX_FILE_BYTES,
@@ -58,10 +62,13 @@ class Dataset:
     waits: str  # where a file not taken waits, as its reason says it
 
 
-def _normalize_releases(files: list[tuple[pd.DataFrame, Arrival]], registry: Registry,
+def _normalize_per_year(normalize: Callable[[pd.DataFrame, int, Registry], pd.DataFrame]):
+    """A release's rows are typed against the year its source lists it under."""
+    def normalize_files(files: list[tuple[pd.DataFrame, Arrival]], registry: Registry,
                         received: datetime) -> pd.DataFrame:
-    return pd.concat([normalize_release(cells, arrival.year, registry).assign(**{FILE_INDEX: i})
-                      for i, (cells, arrival) in enumerate(files)], ignore_index=True)
+        return pd.concat([normalize(cells, arrival.year, registry).assign(**{FILE_INDEX: i})
+                          for i, (cells, arrival) in enumerate(files)], ignore_index=True)
+    return normalize_files
 
 
 def _release_facts(frame: pd.DataFrame, arrivals: dict[int, Arrival]) -> dict[int, dict]:
@@ -92,8 +99,16 @@ RELEASES = Dataset(
     "official_results", ("row_number", "year", "institution_name", "kemendagri_code"),
     ("releases.py", "framework.py", "registry.py", "quality.py", "values.py"),
     ReleaseFormatError, max_bytes=None, read=read_release_csv,  # bounded by SPBE_RELEASE_MAX_BYTES
-    normalize=_normalize_releases,
+    normalize=_normalize_per_year(normalize_release),
     facts=_release_facts, verdict_per_file_type=False, waits="at its source")
+SECONDARY = Dataset(
+    "secondary_results", ("row_number", "year", "institution_name"),
+    ("secondary.py", "releases.py", "framework.py", "registry.py", "quality.py", "values.py"),
+    ReleaseFormatError, max_bytes=None, read=read_secondary_csv,
+    normalize=_normalize_per_year(normalize_secondary),
+    facts=_release_facts, verdict_per_file_type=False, waits="at its source")
+# The dataset of each tier a release source's entry names (``tier`` in its manifest; official by default).
+TIER_DATASETS = dict(zip(RELEASE_TIERS, (RELEASES, SECONDARY), strict=True))
 SUBMISSIONS = Dataset(
     "submissions", ("row_number", "institution_code", "stage", "indicator"),
     ("submissions.py", "framework.py", "registry.py", "quality.py", "values.py"),

@@ -28,7 +28,15 @@ import pandas as pd
 import requests
 
 from dagster_project.lib.archive import DurableBatch, archive_path, file_sha256, utc_now
-from dagster_project.lib.datasets import RELEASES, SUBMISSIONS, WORK_UNITS, Arrival, Dataset, lake_dataset
+from dagster_project.lib.datasets import (
+    RELEASES,
+    SUBMISSIONS,
+    TIER_DATASETS,
+    WORK_UNITS,
+    Arrival,
+    Dataset,
+    lake_dataset,
+)
 from dagster_project.lib.ingest_log import ACCEPTED, IngestLog, read_lines
 from dagster_project.lib.quality import plain_reason, suite_path, validate_groups
 from dagster_project.lib.registry import Registry, load_registry
@@ -96,7 +104,7 @@ def land_release(cfg: SourceConfig, entry: ReleaseEntry, paths: DataPaths, run_i
         fetched = fetch_release(cfg, entry, paths.archive, paths.http_cache, Path(downloads), session)
         arrival = Arrival(fetched.path, entry.url, year=entry.year, ext=entry.format,
                           log=(("source_version", entry.fingerprint),))
-        outcome = land(paths, RELEASES, [arrival], cfg.kind, run_id, registry)
+        outcome = land(paths, TIER_DATASETS[entry.tier], [arrival], cfg.kind, run_id, registry)
     if not outcome.results:
         raise outcome.failed[0][1]
     return outcome.results[0]
@@ -115,10 +123,10 @@ def _verdicts(lines):
 
 
 def release_is_current(paths: DataPaths, entry: ReleaseEntry) -> bool:
-    """Whether the current release of the entry's year is this entry (same version from the source): such
-    an entry needs no landing. An entry with a sha256 is compared by content, others by their version."""
+    """Whether the current release of the entry's tier and year is this entry (same version from the source):
+    such an entry needs no landing. An entry with a sha256 is compared by content, others by their version."""
     log = IngestLog.of(paths.ingest_log)
-    current = log.current_line((RELEASES.name, entry.year, None, None, None))
+    current = log.current_line((TIER_DATASETS[entry.tier].name, entry.year, None, None, None))
     if current is None:
         return False
     return current.get("sha256") == entry.sha256 if entry.sha256 else current.get("source_version") == entry.fingerprint

@@ -58,6 +58,12 @@ class ReleaseFormatError(ValueError):
 
 def read_release_csv(content: bytes, file_name: str) -> pd.DataFrame:
     """Decode and split a release CSV into text cells; fails with the rule that was broken."""
+    return read_csv_cells(content, file_name, REQUIRED_COLUMNS)
+
+
+def read_csv_cells(content: bytes, file_name: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """A release file's text cells under lower-case headers (the delimiter sniffed), every required column
+    present; fails with the rule that was broken."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -67,7 +73,7 @@ def read_release_csv(content: bytes, file_name: str) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as e:
         raise ReleaseFormatError(file_name, "csv_readable", (str(e).splitlines() or ["empty file"])[0]) from e
     raw.columns = [str(c).strip().lower() for c in raw.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    missing = [c for c in required if c not in raw.columns]
     if missing:
         raise ReleaseFormatError(file_name, "required_columns", f"missing columns {missing}")
     return raw

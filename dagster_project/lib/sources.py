@@ -30,6 +30,9 @@ from dagster_project.lib.archive import archive_path, write_atomically
 from dagster_project.paths import BUNDLED_RELEASES_DIR
 
 SOURCE_KINDS = ("local", "http", "ckan")
+# What a release is evidence of: the decree's results (official), or results quoted by news, regional and
+# ministry pages (secondary). Each tier has one release per year; lib/datasets.py maps a tier to its dataset.
+RELEASE_TIERS = ("official", "secondary")
 RELEASE_FORMATS = frozenset({"csv"})
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -90,7 +93,13 @@ class ReleaseEntry:
     sha256: str | None = None
     title: str | None = None
     version: str | None = None  # CKAN last_modified / hash: changes when the resource changes
+    tier: str = "official"  # one of RELEASE_TIERS
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """The release's place in the source, one per tier and year: "2024", "secondary-2021"."""
+        return str(self.year) if self.tier == "official" else f"{self.tier}-{self.year}"
 
     @property
     def fingerprint(self) -> str:
@@ -125,7 +134,7 @@ def make_session(cfg: SourceConfig) -> requests.Session:
 
 
 def list_releases(cfg: SourceConfig, session: requests.Session | None = None) -> list[ReleaseEntry]:
-    """The releases the source offers now, one per year (the newest entry wins when a year repeats)."""
+    """The releases the source offers now, one per tier and year (the newest entry wins when one repeats)."""
     if cfg.kind == "local":
         entries = _manifest_entries(_read_local_manifest(cfg), base=None)
     elif cfg.kind == "http":
@@ -133,12 +142,12 @@ def list_releases(cfg: SourceConfig, session: requests.Session | None = None) ->
         entries = _manifest_entries(_parse_json(body, cfg.location), base=cfg.location)
     else:
         entries = _ckan_entries(cfg, session or make_session(cfg))
-    by_year: dict[int, ReleaseEntry] = {}
+    by_key: dict[tuple[str, int], ReleaseEntry] = {}
     for e in entries:  # a year listed twice: the newer version (CKAN last_modified) wins, else the later entry
-        kept = by_year.get(e.year)
+        kept = by_key.get((e.tier, e.year))
         if kept is None or (e.version or "") >= (kept.version or ""):
-            by_year[e.year] = e
-    return [by_year[y] for y in sorted(by_year)]
+            by_key[(e.tier, e.year)] = e
+    return [by_key[k] for k in sorted(by_key, key=lambda k: (RELEASE_TIERS.index(k[0]), k[1]))]
 
 
 def _read_local_manifest(cfg: SourceConfig) -> Any:
@@ -171,6 +180,7 @@ def _manifest_entries(doc: Any, base: str | None) -> list[ReleaseEntry]:
             format=_format(r.get("format", "csv"), f"release manifest entry {i}"),
             sha256=_sha256_or_none(r.get("sha256"), f"release manifest entry {i}"),
             title=r.get("title") if isinstance(r.get("title"), str) else None,
+            tier=_tier(r.get("tier", "official"), f"release manifest entry {i}"),
             extra={k: v for k, v in r.items() if k in ("decree", "source") and isinstance(v, str)},
         ))
     return out
@@ -199,6 +209,7 @@ def _ckan_entries(cfg: SourceConfig, session: requests.Session) -> list[ReleaseE
             sha256=digest.lower() if re.fullmatch(r"[0-9a-fA-F]{64}", digest) else None,
             title=r.get("name") if isinstance(r.get("name"), str) else None,
             version=str(r.get("last_modified") or r.get("metadata_modified") or "") or None,
+            tier=_tier(r.get("tier") or "official", where),
         ))
     return out
 
@@ -216,6 +227,12 @@ def _year(value: Any, where: str) -> int:
 def _year_in(text: str) -> int | None:
     m = re.search(r"(?<!\d)(20\d\d)(?!\d)", text)
     return int(m.group(1)) if m else None
+
+
+def _tier(value: Any, where: str) -> str:
+    if value not in RELEASE_TIERS:
+        raise ReleaseSourceError(f"{where}: tier {value!r} is not one of {list(RELEASE_TIERS)}")
+    return value
 
 
 def _format(value: Any, where: str) -> str:
