@@ -1,5 +1,6 @@
 """Landing official releases: archive, validate, lake or quarantine, and what a second landing does."""
 
+import dataclasses
 import json
 
 import pytest
@@ -74,7 +75,7 @@ def test_a_year_that_is_not_a_whole_number_is_quarantined_not_crashed(tmp_path, 
 def test_an_unexpected_parsing_error_quarantines_with_the_error(tmp_path, data_dir, monkeypatch):
     def explode(*args, **kwargs):
         raise MemoryError("simulated")
-    monkeypatch.setattr(datasets, "normalize_release", explode)
+    monkeypatch.setitem(datasets.TIER_DATASETS, "official", dataclasses.replace(datasets.RELEASES, normalize=explode))
     cfg, entry = release(tmp_path, REAL_2024)
     result = land_release(cfg, entry, data_dir)
     assert result.status == "quarantined"

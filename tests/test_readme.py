@@ -51,7 +51,8 @@ def test_the_glossary_lists_every_code_in_the_published_marts(published):
     for table, column in columns:
         values = [v for (v,) in published.execute(
             f'select distinct "{column}" from "{table}" where "{column}" is not null limit 31').fetchall()]  # noqa: S608
-        if 0 < len(values) <= 30 and all(re.fullmatch(r"[a-z][a-z0-9_]*", v) for v in values):
+        if 0 < len(values) <= 30 and all(re.fullmatch(r"[a-z][a-z0-9_]*", v) and not re.fullmatch(r"[0-9a-f]{64}", v)
+                                         for v in values):  # a lone sha256 that starts with a letter is no code
             unknown = set(values) - glossary_codes()
             if unknown:
                 missing[f"{table}.{column}"] = sorted(unknown)

@@ -61,16 +61,16 @@ def test_a_second_full_run_and_every_archived_file_again_leave_every_mart_identi
     archived = {line["sha256"]: line for line in log_before if line["status"] == "loaded"}
     releases = tmp_path / "archived_releases"
     releases.mkdir()
-    entries = [{"year": line["year"], "url": f"{sha}.csv", "format": "csv", "sha256": sha}
-               for sha, line in archived.items() if line["dataset"] == "official_results"]
+    tiers = {"official_results": "official", "secondary_results": "secondary"}
+    entries = [{"year": line["year"], "url": f"{sha}.csv", "format": "csv", "sha256": sha,
+                "tier": tiers[line["dataset"]]} for sha, line in archived.items() if line["dataset"] in tiers]
     for entry in entries:
         shutil.copyfile(paths.archive / entry["url"], releases / entry["url"])
     (releases / "manifest.json").write_text(json.dumps({"releases": entries}))
     cfg = SourceConfig(kind="local", location=str(releases))
     log_mark = len(log_before)
     statuses = [land_release(cfg, entry, paths).status for entry in list_releases(cfg)]
-    submissions = [paths.archive / f"{sha}.json" for sha, line in archived.items()
-                   if line["dataset"] != "official_results"]
+    submissions = [paths.archive / f"{sha}.json" for sha, line in archived.items() if line["dataset"] not in tiers]
     with dg.DagsterInstance.ephemeral() as instance:
         landed = land_files(instance, submissions, build=True)
         assert landed.success and not _published(landed)  # duplicates change no data: no build follows
@@ -80,8 +80,8 @@ def test_a_second_full_run_and_every_archived_file_again_leave_every_mart_identi
     assert rebuilt.success and _published(rebuilt)
     new_lines = read_lines(paths.ingest_log)[log_mark:]
     statuses += [line["status"] for line in new_lines[len(statuses):]]
-    assert len(entries) == 2 and len(submissions) == 11
-    assert statuses == ["duplicate"] * (2 + 11)
+    assert len(entries) == 2 + 3 and len(submissions) == 11  # official and secondary releases
+    assert statuses == ["duplicate"] * (2 + 3 + 11)
     assert not any(line["changes_data"] for line in new_lines)
     assert sorted(p.name for p in paths.lake.rglob("*.parquet")) == lake_before
     assert json.loads(paths.published_manifest.read_text())["run_id"] == rebuilt.run_id
