@@ -8,7 +8,13 @@
     'row_number': 'integer', 'source_sha256': 'varchar', 'received_at': 'timestamptz', 'original_name': 'varchar',
 } -%}
 {%- do columns.update(extra_columns) -%}
+{{ stage_lake_files(table_name, columns, {'row_number': 'source_row_number'}) }}
+{% endmacro %}
 
+
+{#- The staging of any lake dataset: its files cast to ``columns`` (name -> type) and renamed by ``renames``,
+    or, before its first file lands, an empty relation of the same columns. -#}
+{% macro stage_lake_files(table_name, columns, renames={}) %}
 with source as (
     {% if data_files_exist('lake/' ~ table_name ~ '/*/*.parquet') %}
     select * from {{ source('lake', table_name) }}
@@ -21,12 +27,29 @@ with source as (
 renamed as (
     select
         {%- for name, type in columns.items() %}
-        {{ name }}::{{ type }} as {{ 'source_row_number' if name == 'row_number' else name }}{{ "," if not loop.last }}
+        {{ name }}::{{ type }} as {{ renames.get(name, name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from source
 )
 
 select * from renamed
+{% endmacro %}
+
+
+{#- The current rows of a release dataset per year: those of the file named by the year's latest ingest-log
+    line that takes effect (lib/ingest_log.py decides that when the line is written). A corrected release
+    supersedes the earlier file without deleting it; landing an earlier file again makes it current again. -#}
+{% macro current_release_rows(dataset, staging_model) %}
+with current_files as (
+    select year, arg_max(sha256, log_order) as source_sha256
+    from {{ ref('stg_state__ingest_log') }}
+    where dataset = '{{ dataset }}' and takes_effect
+    group by year
+)
+
+select results.*
+from {{ ref(staging_model) }} as results
+inner join current_files using (year, source_sha256)
 {% endmacro %}
 
 

@@ -11,21 +11,4 @@
 {%- set renames = {'row_number': 'source_row_number', 'institution_name': 'published_name',
                    'category': 'published_category', 'original_name': 'release_url'} -%}
 
-with source as (
-    {% if data_files_exist('lake/secondary_results/*/*.parquet') %}
-    select * from {{ source('lake', 'secondary_results') }}
-    {% else %}
-    select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}{{ ", " if not loop.last }}{% endfor %}
-    where false
-    {% endif %}
-),
-
-renamed as (
-    select
-        {%- for name, type in columns.items() %}
-        {{ name }}::{{ type }} as {{ renames.get(name, name) }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from source
-)
-
-select * from renamed
+{{ stage_lake_files('secondary_results', columns, renames) }}
