@@ -18,7 +18,8 @@ MARTS = {"dim_institution", "dim_indicator", "fct_index", "fct_rankings", "fct_t
          "fct_ingest_log", "agg_groups", "fct_national_reconciliation", "fct_indicator_levels",
          "fct_submission_revisions", "fct_aspect_index", "fct_verification_gap", "fct_window_completeness",
          "fct_work_unit_index", "fct_improvement_priorities", "fct_target_steps", "fct_rank_uncertainty",
-         "fct_mentors", "dim_methodology", "fct_methodology_comparison", "fct_secondary_unmatched"}
+         "fct_mentors", "dim_methodology", "fct_methodology_comparison", "fct_secondary_unmatched",
+         "fct_tier_comparison"}
 SAMPLES = sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))
 
 
@@ -73,6 +74,9 @@ def test_the_longer_history_is_kept_apart_from_the_official_series(published):
     # A secondary predikat is the one printed, never derived from the bands (Sumedang 2022 printed none).
     assert published.execute("select predikat from fct_index where institution_id = '32.11' and year = 2022") \
         .fetchall() == [(None,)]
+    # The bundled tiers do not meet: no year has both (tests/test_dbt_unit_tests.py compares them where they do).
+    assert published.execute("select comparison, count(*) from fct_tier_comparison group by all order by all") \
+        .fetchall() == [("official_only", 1236), ("secondary_only", 101)]
     for mart, column in (("fct_rankings", "year"), ("agg_groups", "year"), ("fct_target_gap", "latest_year")):
         sql = f"select distinct {column} from {mart}"  # noqa: S608 (names from the line above)
         years = {y for (y,) in published.execute(sql).fetchall()}
