@@ -19,7 +19,7 @@ MARTS = {"dim_institution", "dim_indicator", "fct_index", "fct_rankings", "fct_t
          "fct_submission_revisions", "fct_aspect_index", "fct_verification_gap", "fct_window_completeness",
          "fct_work_unit_index", "fct_improvement_priorities", "fct_target_steps", "fct_rank_uncertainty",
          "fct_mentors", "dim_methodology", "fct_methodology_comparison", "fct_secondary_unmatched",
-         "fct_tier_comparison"}
+         "fct_tier_comparison", "fct_national_story"}
 SAMPLES = sorted((BUNDLED_DATA_DIR / "samples").glob("*.json"))
 
 
@@ -81,6 +81,28 @@ def test_the_longer_history_is_kept_apart_from_the_official_series(published):
         sql = f"select distinct {column} from {mart}"  # noqa: S608 (names from the line above)
         years = {y for (y,) in published.execute(sql).fetchall()}
         assert years <= {2023, 2024}, (mart, years)
+
+
+def test_the_national_story_gives_every_figure_its_source(published):
+    """The regional average against 2.24 -> 3.5, the national index since 2018, and the share of institutions
+    rated Baik or better where known: each figure with the basis and source it comes from."""
+    rows = published.execute("""
+        select year, basis, round(value, 2) from fct_national_story
+        where scope = 'pemda' and metric = 'mean_index' order by year, basis""").fetchall()
+    assert rows == [(2019, "quoted", 2.07), (2021, "target_baseline", 2.24), (2023, "computed", 2.72),
+                    (2024, "computed", 3.07), (2025, "target", 3.5)]
+    national = published.execute("""
+        select year, basis, value from fct_national_story where metric = 'national_index' order by year, basis
+        """).fetchall()
+    assert [y for y, b, _ in national if b == "published_series"] == list(range(2018, 2025))
+    assert [(y, v) for y, b, v in national if b == "quoted"] == [(2019, 2.18), (2021, 2.24)]
+    shares = published.execute("""
+        select year, basis, value, source_url from fct_national_story
+        where scope = 'national' and metric = 'share_baik_or_better' order by year""").fetchall()
+    assert [(y, b, v) for y, b, v, _ in shares] == [(2019, "quoted", 31.51), (2023, "computed", 62.48),
+                                                  (2024, "computed", 76.26)]
+    assert shares[0][3].startswith("https://nasional.sindonews.com/")
+    assert published.execute("select count(*) from fct_national_story where source is null").fetchall() == [(0,)]
 
 
 def test_banyuwangi_leads_the_regional_governments_in_2024(published):

@@ -65,6 +65,18 @@ def test_national_targets_must_agree_with_the_published_series(tables):
         {"year": 2024, "targets.csv": 3.0, "spbe_indeks_nasional.csv": 2.85}]
 
 
+def test_a_quoted_national_index_must_agree_with_the_series_and_every_figure_names_its_source(tables):
+    aggregates = tables["published_aggregates"]
+    national = (aggregates["metric"] == "national_index") & (aggregates["year"] == 2021)
+    aggregates.loc[national, "value"] = 2.42
+    aggregates.loc[aggregates.index[1], "source_url"] = "sindonews"
+    aggregates.loc[aggregates.index[2], "unit"] = "percent"
+    assert broken(tables, "aggregates_agree").failures == [
+        {"year": 2019, "metric": "mean_index", "unit": "percent", "detail": "unknown metric, or not its unit"},
+        {"year": 2019, "metric": "mean_index", "detail": "no source_url"},
+        {"year": 2021, "spbe_published_aggregates.csv": 2.42, "spbe_indeks_nasional.csv": 2.24}]
+
+
 def test_sumedang_2025_target_is_in_the_editable_targets_file(tables):
     row = tables["targets"].set_index("target_id").loc["sumedang-2025"]
     assert (row["subject_id"], row["target_year"], row["target_value"]) == ("32.11", 2025, 4.6)

@@ -141,6 +141,26 @@ def _targets_resolve(t: dict[str, pd.DataFrame]) -> list[dict]:
     return out
 
 
+AGGREGATE_METRICS = {"national_index": "index", "mean_index": "index", "share_baik_or_better": "percent",
+                     "share_baik": "percent", "n_evaluated": "count", "n_sangat_baik": "count", "n_baik": "count",
+                     "n_cukup": "count", "n_kurang": "count", "n_below_2_6": "count"}
+
+
+def _aggregates_agree(t: dict[str, pd.DataFrame]) -> list[dict]:
+    a = t["published_aggregates"]
+    out = [{"year": int(r.year), "metric": r.metric, "unit": r.unit, "detail": "unknown metric, or not its unit"}
+           for r in a.itertuples() if AGGREGATE_METRICS.get(r.metric) != r.unit]
+    out += [{"year": int(r.year), "metric": r.metric, "detail": "no source_url"} for r in a.itertuples()
+            if not str(r.source_url).startswith(("https://", "http://"))]
+    # A quoted national index is the national series' figure for that year: the two files must agree.
+    series = t["national_index"].set_index("tahun")["indeks_spbe_nasional"]
+    quoted = a[(a["metric"] == "national_index") & (a["scope"] == "national")]
+    out += [{"year": int(r.year), "spbe_published_aggregates.csv": float(r.value),
+             "spbe_indeks_nasional.csv": float(series.get(r.year, float("nan")))}
+            for r in quoted.itertuples() if not abs(series.get(r.year, float("nan")) - float(r.value)) <= TOLERANCE]
+    return out
+
+
 def _windows_valid(t: dict[str, pd.DataFrame]) -> list[dict]:
     w = t["submission_windows"]
     out = [{"year": int(r.year), "stage": r.stage, "detail": "unknown stage"} for r in w.itertuples()
@@ -164,6 +184,9 @@ RULES = (
     ("targets_resolve", "Every target names an existing subject and a whole baseline (year and value, or neither); "
                         "national targets agree with the series",
      _targets_resolve),
+    ("aggregates_agree", "Published aggregates name a known metric in its unit and a source URL; a quoted national "
+                         "index agrees with the national series",
+     _aggregates_agree),
     ("windows_valid", "Submission windows name a known stage, open before they close, once per year and stage",
      _windows_valid),
 )

@@ -12,6 +12,7 @@ REFERENCE_TABLES = {
     "maturity_levels": "spbe_tingkat_kematangan.csv",
     "predikat_bands": "spbe_predikat.csv",
     "national_index": "spbe_indeks_nasional.csv",
+    "published_aggregates": "spbe_published_aggregates.csv",
     "provinces": "wilayah_provinsi.csv",
     "regencies": "wilayah_kabkota.csv",
     "submission_windows": "submission_windows.csv",
