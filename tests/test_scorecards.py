@@ -86,10 +86,24 @@ def test_every_query_shown_on_sumedangs_page_runs_and_answers(reports, published
 
 
 def test_pages_refer_only_to_files_beside_them(reports):
+    """Nothing is loaded from elsewhere; the only links out are the source pages of secondary values."""
     for html in (page(reports, "index.html"), page(reports, "national-2023.html"),
                  page(reports, "institutions", page_name("32.11"))):
-        for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
-            assert not re.match(r"^[a-z]+:", ref), ref
+        parser = _References()
+        parser.feed(html)
+        assert parser.refs and not [ref for ref in parser.refs if re.match(r"^[a-z]+:", ref)], parser.refs
+
+
+def test_sumedangs_page_marks_the_quoted_years_and_links_their_sources(reports, published):
+    parser = _References()
+    parser.feed(page(reports, "institutions", page_name("32.11")))
+    urls = [u.strip() for (cell,) in published.execute(
+        "select source_urls from fct_index where institution_id = '32.11' and source_tier = 'secondary' "
+        "order by year, source_row_number").fetchall() for u in cell.split("|")]
+    assert len(urls) >= 2 and parser.sources == urls
+    specs = [json.loads(text) for _, text in SPEC.findall(page(reports, "institutions", page_name("32.11")))]
+    quoted = next(t for spec in specs for t in spec["data"] if t.get("name") == "quoted by a page (secondary)")
+    assert quoted["x"] == [2021, 2022] and quoted["y"] == [3.52, 3.84]
 
 
 def test_a_new_site_replaces_the_old_one_by_a_link_swap(reports, built_warehouse, tmp_path, monkeypatch):
@@ -326,7 +340,7 @@ def test_hostile_names_show_as_written_and_every_chart_renders(hostile, browser,
     text = web.evaluate("document.body.textContent")
     ticks = web.evaluate("[...document.querySelectorAll('.ytick text')].map(t => t.textContent)")
     if str(name).startswith("national"):
-        assert n_charts == 5 and province in ticks
+        assert n_charts == 7 and province in ticks  # the national story: two of them
         if name == "national-2024.html":  # the top 3 of 2024, in the ranking chart
             assert {names[i] for i in list(names)[1:]} <= set(ticks)
     elif name == "index.html":
@@ -349,11 +363,15 @@ class _References(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.refs, self.tags, self._in_style = [], set(), False
+        self.refs, self.sources, self.tags, self._in_style = [], [], set(), False
 
     def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
         self._in_style = tag == "style"
+        found = dict(attrs)
+        if tag == "a" and found.get("rel") == "noopener noreferrer" and re.match(r"https?://", found.get("href", "")):
+            self.sources.append(found["href"])  # a secondary value's source page: followed on a click, never loaded
+            return
         self.refs += [v for k, v in attrs if k in ("src", "href", "srcset", "action", "formaction", "poster", "data",
                                                    "background", "manifest")]
 

@@ -35,6 +35,7 @@ from dagster_project.lib.scorecards.data import (
     NATIONAL_RANKS_SQL,
     NATIONAL_TARGETS_SQL,
     SECTIONS,
+    STORY_SQL,
     TREND_SQL,
     ScorecardData,
     as_of,
@@ -90,6 +91,13 @@ def inline(text: str, tag: str) -> Markup:
     return Markup(text.replace("<!--", "<\\!--") if tag == "script" else text)
 
 
+def source_links(urls: str | None) -> list[str]:
+    """The http(s) addresses of a ' | '-separated source cell, for links; anything else is never a link (the
+    secondary suite refuses it at landing, and a page does not trust that alone)."""
+    parts = [u.strip() for u in (urls or "").split("|")]
+    return [u for u in parts if re.fullmatch(r"https?://[^\s\"'<>]+", u)]
+
+
 def _environment() -> Environment:
     # Autoescape for every template, whatever its name: a page is HTML through and through.
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
@@ -135,7 +143,9 @@ def _institution_page(data: ScorecardData, inst: dict, env: Environment, generat
         priorities=data.of(iid, "priorities"), mentors=data.of(iid, "mentors")[:12],
         methodology=data.of(iid, "methodology"), verification_year=verification_year,
         sql={name: section.sql_for(iid) for name, section in SECTIONS.items()},
-        chart_index=figures.add(charts.index_and_domains(index, computed)) if index else None,
+        secondary=[{**r, "links": source_links(r["source_urls"])} for r in data.of(iid, "secondary")],
+        chart_index=figures.add(charts.index_and_domains(index, computed, data.of(iid, "secondary")))
+        if index or data.of(iid, "secondary") else None,
         chart_ranks=figures.add(charts.rank_intervals(ranks, latest_year)) if latest_year and ranks else None,
         chart_targets=figures.add(charts.target_path(index, targets)) if targets else None,
         chart_verification=figures.add(charts.verification_gap(verification, verification_year))
@@ -160,7 +170,7 @@ def _national_page(data: ScorecardData, year: int, env: Environment, generated_a
         # shown on the page for readers to run; never executed here
         sql={"groups": "select * from agg_groups where year = " + str(year),  # noqa: S608
              "ranks": NATIONAL_RANKS_SQL + f" and u.year = {year}\norder by u.published_rank",
-             "trend": TREND_SQL, "targets": NATIONAL_TARGETS_SQL},
+             "trend": TREND_SQL, "targets": NATIONAL_TARGETS_SQL, "story": STORY_SQL},
         chart_predikat=figures.add(charts.predikat_distribution(data.groups, year)),
         chart_ranking=figures.add(charts.ranking_with_intervals(
             _records(ranks.head(40)), f"Top 40 of {len(ranks)}, {year}: published rank and the 90% interval")),
@@ -169,6 +179,10 @@ def _national_page(data: ScorecardData, year: int, env: Environment, generated_a
         chart_provinces=figures.add(charts.group_means(data.groups, year, "province", province_names,
                                                        national_mean, "Mean index by province group")),
         chart_trend=figures.add(charts.trend_against_targets(data.trend, data.national_targets)),
+        chart_story=figures.add(charts.national_story(data.story)),
+        chart_shares=figures.add(charts.share_baik_or_better(data.story)),
+        story=[{**r, "links": source_links(r["source_url"])} for r in _records(data.story.sort_values(
+            ["metric", "scope", "year", "basis"]))],
         figures=figures.specs,
     )
     return html, len(figures.specs)

@@ -115,11 +115,50 @@ def trend_against_targets(trend: pd.DataFrame, targets: pd.DataFrame) -> dict:
                                             xaxis={"dtick": 1})}
 
 
+BASIS_MARKERS = {"published_series": ("published national series", "circle"),
+                 "quoted": ("quoted by a page", "diamond-open"),
+                 "computed": ("computed from the official results", "square"),
+                 "target_baseline": ("target baseline", "star-open"), "target": ("target", "star")}
+
+
+def national_story(story: pd.DataFrame) -> dict:
+    """The national index since 2018 and the regional (pemda) average against its target, each point of each
+    basis apart, its source on hover (fct_national_story)."""
+    data = []
+    series = [("national", "national_index", INDEX_COLOUR, "national index"),
+              ("pemda", "mean_index", TARGET_COLOUR, "regional (pemda) average")]
+    for scope, metric, colour, label in series:
+        rows = story[(story["scope"] == scope) & (story["metric"] == metric)]
+        for basis, (basis_label, symbol) in BASIS_MARKERS.items():
+            part = rows[rows["basis"] == basis].sort_values("year")
+            if part.empty:
+                continue
+            data.append({"type": "scatter", "mode": "lines+markers" if basis == "published_series" else "markers",
+                         "name": f"{label}: {basis_label}", "x": _values(part["year"]), "y": _values(part["value"]),
+                         "text": _values(part["source"]), "hovertemplate": "%{x}: %{y}<br>%{text}<extra></extra>",
+                         "line": {"color": colour}, "marker": {"symbol": symbol, "size": 11, "color": colour}})
+    return {"data": data, "layout": _layout("The national story: index since 2018, regional average against its "
+                                            "target", yaxis={"title": {"text": "index"}, "range": [1, 5]},
+                                            xaxis={"dtick": 1}, height=420)}
+
+
+def share_baik_or_better(story: pd.DataFrame) -> dict:
+    """The share of institutions rated Baik or better per year and scope, where known, each bar of one basis."""
+    rows = story[story["metric"] == "share_baik_or_better"].sort_values(["scope", "basis", "year"])
+    data = [{"type": "bar", "name": f"{scope} ({BASIS_MARKERS[basis][0]})", "x": _values(part["year"]),
+             "y": _values(part["value"]), "text": _values(part["source"]), "textposition": "none",
+             "hovertemplate": "%{x}: %{y} %<br>%{text}<extra></extra>"}
+            for (scope, basis), part in rows.groupby(["scope", "basis"], sort=True)]
+    return {"data": data, "layout": _layout("Share of institutions rated Baik or better, where known",
+                                            yaxis={"title": {"text": "percent"}, "range": [0, 100]},
+                                            xaxis={"dtick": 1}, barmode="group")}
+
+
 def _column(rows: list[dict], key: str) -> list:
     return [r[key] for r in rows]
 
 
-def index_and_domains(index: list[dict], computed: list[dict]) -> dict:
+def index_and_domains(index: list[dict], computed: list[dict], secondary: list[dict] = ()) -> dict:
     years = _column(index, "year")
     data = [{"type": "scatter", "mode": "lines+markers", "name": "Indeks SPBE (official)", "x": years,
              "y": _column(index, "index_value"), "line": {"color": INDEX_COLOUR, "width": 4}}]
@@ -131,6 +170,12 @@ def index_and_domains(index: list[dict], computed: list[dict]) -> dict:
         data.append({"type": "scatter", "mode": "markers", "name": "computed from submitted final levels",
                      "x": _column(final, "year"), "y": _column(final, "index_value"),
                      "marker": {"symbol": "circle-open", "size": 12, "color": INDEX_COLOUR}})
+    quoted = [r for r in secondary if r["index_value"] is not None]
+    if quoted:  # before (or beside) the decree: marked apart, the source named on hover and listed below the chart
+        data.append({"type": "scatter", "mode": "markers", "name": "quoted by a page (secondary)",
+                     "x": _column(quoted, "year"), "y": _column(quoted, "index_value"),
+                     "text": [f"secondary: {r['source_urls']}" for r in quoted], "hoverinfo": "x+y+text",
+                     "marker": {"symbol": "diamond-open", "size": 12, "color": MUTED}})
     bands = [{"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": b.lower, "y1": b.upper, "layer": "below",
               "fillcolor": PREDIKAT_COLOURS.get(b.predikat, "#eeeeee"), "opacity": 0.12, "line": {"width": 0}}
              for b in predikat_bands()]

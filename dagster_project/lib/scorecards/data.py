@@ -35,6 +35,9 @@ SECTIONS = {
     "index": Section("year, index_value, predikat, policy_index, governance_index, management_index, services_index",
                      "fct_index", "source = 'official'", "year"),
     "computed": Section("year, stage, index_value, coverage", "fct_index", "source = 'computed'", "year, stage"),
+    # Values quoted by news, regional and ministry pages (source_tier secondary), each with its pages.
+    "secondary": Section("year, index_value, predikat, index_decimals, source_urls, source_note", "fct_index",
+                         "source_tier = 'secondary'", "year, source_row_number"),
     "ranks": Section("year, scope, scope_value, published_rank, rank_p5, rank_p50, rank_p95, n, tied_group_size",
                      "fct_rank_uncertainty", "", "year, scope, scope_value"),
     "targets": Section("target_id, applies_as, target_value, target_year, latest_year, latest_value, gap, "
@@ -66,6 +69,7 @@ class ScorecardData:
     national_ranks: pd.DataFrame  # fct_rank_uncertainty, national scope, with names, index and predikat
     trend: pd.DataFrame  # fct_trends: the published national series and the government-level means
     national_targets: pd.DataFrame
+    story: pd.DataFrame  # fct_national_story: every figure since 2018 with its basis and source
 
     def of(self, institution_id: str, section: str) -> list[dict]:
         return self.per_institution.get(institution_id, {}).get(section, [])
@@ -79,6 +83,7 @@ join fct_rankings r using (institution_id, year, scope, scope_value)
 where u.scope = 'national'"""
 TREND_SQL = """select entity_type, entity_id, entity_name, year, index_value from fct_trends
 where entity_type in ('national_published', 'government_level')"""
+STORY_SQL = """select year, scope, metric, value, unit, basis, source, source_url from fct_national_story"""
 NATIONAL_TARGETS_SQL = """select target_id, subject_type, subject_id, target_year, target_value, latest_value, status
 from fct_target_gap where subject_type in ('national', 'government_level')"""
 
@@ -103,6 +108,7 @@ def load(con: duckdb.DuckDBPyConnection) -> ScorecardData:
         national_ranks=con.execute(NATIONAL_RANKS_SQL + " order by u.year, u.published_rank, d.name").df(),
         trend=con.execute(TREND_SQL + " order by entity_type, entity_id, year").df(),
         national_targets=con.execute(NATIONAL_TARGETS_SQL + " order by target_year, target_id").df(),
+        story=con.execute(STORY_SQL + " order by metric, scope, year, basis").df(),
     )
 
 
@@ -122,4 +128,5 @@ def as_of(data: ScorecardData, year: int) -> ScorecardData:
         groups=data.groups[data.groups["year"] <= year],
         national_ranks=data.national_ranks[data.national_ranks["year"] <= year],
         trend=data.trend[data.trend["year"] <= year],
+        story=data.story[(data.story["year"] <= year) | data.story["basis"].eq("target")],
     )
