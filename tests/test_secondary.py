@@ -125,6 +125,17 @@ def test_each_rule_names_its_row(line, rule, severity):
     assert failed in ({}, {"expect_column_values_to_be_in_set(predikat_consistency)": ("warning", 1)}), failed
 
 
+def test_a_domain_the_years_framework_lacks_is_refused():
+    """2019 was scored under PermenPANRB 5/2018: Kebijakan, Tata Kelola and Layanan, no Manajemen domain. A value
+    given for it would be read on the 59/2020 scale as if they were one."""
+    good = f"2019,Kabupaten Banyuwangi,kabupaten,3.41,,3.2,3.1,,3.6,{URL},"
+    assert failed_rules(rows(good, year=2019)) == {}
+    bad = rows(good, f"2019,Kabupaten Sragen,kabupaten,2.75,,2.5,2.6,2.1,2.9,{URL},", year=2019)
+    outside = bad["domains_outside_framework"]
+    assert outside.isna().tolist() == [True, False] and outside.iloc[1] == "management_index"
+    assert failed_rules(bad) == {"expect_column_values_to_be_null(domains_outside_framework)": ("critical", 1)}
+
+
 def test_two_sources_that_disagree_are_both_kept_and_the_conflict_flagged():
     df = rows(f"2022,Kabupaten Sumedang,kabupaten,3.84,,,,,,{URL},",
               f"2022,Pemkab Sumedang,kabupaten,3.86,,,,,,{URL}/b,")

@@ -86,6 +86,15 @@ def indicators(framework: str, reference_dir: Path | None = None) -> tuple[Indic
         key=lambda i: i.number))
 
 
+@cache
+def framework_domain_columns(framework: str, reference_dir: Path | None = None) -> tuple[str, ...]:
+    """The DOMAIN_COLUMNS a framework has a domain for, by the domain names of its indicator table: all four
+    under PermenPANRB 59/2020; under 5/2018 (no Manajemen domain) three. A value in another column is not of
+    that framework's scale."""
+    names = {i.domain for i in indicators(framework, reference_dir)}
+    return tuple(c for c, n in zip(DOMAIN_COLUMNS, domain_names(reference_dir), strict=True) if n in names)
+
+
 @dataclass(frozen=True)
 class Band:
     predikat: str

@@ -17,6 +17,7 @@ from dagster_project.lib.framework import (
     DOMAIN_COLUMNS,
     FRAMEWORK_2020,
     domain_weights,
+    framework_domain_columns,
     framework_for_year,
     predikat_bands,
     predikat_consistency,
@@ -90,6 +91,10 @@ def normalize_secondary(raw: pd.DataFrame, release_year: int, registry: Registry
     df["invalid_source_urls"] = [invalid_urls(c) for c in df["source_urls"]]
 
     framework = framework_for_year(release_year)
+    # A domain the year's framework does not have (Manajemen before 2021) would be read on another scale.
+    foreign = [c for c in DOMAIN_COLUMNS if c not in framework_domain_columns(framework)]
+    df["domains_outside_framework"] = [", ".join(c for c in foreign if pd.notna(row[c])) or None
+                                       for _, row in df[foreign].iterrows()] if foreign else None
     # The domain formula is that of PermenPANRB 59/2020; the 2018 framework published no weights.
     complete = df[list(DOMAIN_COLUMNS)].notna().all(axis=1) & df["index_value"].notna()
     complete &= framework == FRAMEWORK_2020
