@@ -66,6 +66,10 @@ def test_the_longer_history_is_kept_apart_from_the_official_series(published):
                                  "where institution_id = '32.11' and source <> 'computed' order by year").fetchall()
     assert sumedang == [(2021, 3.52, "secondary", True), (2022, 3.84, "secondary", True),
                         (2023, 4.14, "official", False), (2024, 4.51, "official", False)]
+    trend = published.execute("select year, source_tier, direction from fct_trends where entity_type = "
+                              "'institution' and entity_id = '32.11' order by year").fetchall()
+    assert trend == [(2021, "secondary", None), (2022, "secondary", None), (2023, "official", "first"),
+                     (2024, "official", "up")]  # quoted points beside the trend, never in its change
     held_2021 = published.execute("select source_tier, count(*), count(index_value), bool_and(source_urls like "
                                   "'https://%') from fct_index where year = 2021 group by all").fetchall()
     assert held_2021 == [("secondary", 36, 34, True)]  # 37 rows quoted, one unmatched

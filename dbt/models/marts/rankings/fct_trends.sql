@@ -1,6 +1,8 @@
 -- Learning from the past: each institution's and each group's index by year, the change since the
 -- previous evaluated year, the least-squares slope so far and the direction. Groups use agg_groups means;
--- 'national_published' is KemenPANRB's published national series (2018 onwards).
+-- 'national_published' is KemenPANRB's published national series (2018 onwards). An institution's values
+-- quoted by news, regional and ministry pages before the decree are its longer history: they stand beside
+-- the official points, marked source_tier 'secondary' with their pages, and never enter a change or a slope.
 with institutions as (
     select
         'institution' as entity_type,
@@ -45,10 +47,27 @@ groups as (
     window w as (partition by entity_type, entity_id order by year rows between unbounded preceding and current row)
 ),
 
+quoted as (
+    select
+        'institution' as entity_type,
+        q.institution_id as entity_id,
+        d.name as entity_name,
+        q.year,
+        q.index_value,
+        'secondary' as source_tier,
+        q.source_urls,
+        q.source_row_number
+    from {{ ref('int_secondary_results_current') }} as q
+    inner join {{ ref('dim_institution') }} as d using (institution_id)
+    where q.index_value is not null
+),
+
 unioned as (
-    select * from institutions
+    select *, 'official' as source_tier from institutions
     union all by name
-    select * from groups
+    select *, 'official' as source_tier from groups
+    union all by name
+    select * from quoted
 )
 
 select
@@ -63,9 +82,13 @@ select
     n_years,
     round(slope_per_year, 4) as slope_per_year,
     case
+        when source_tier = 'secondary' then null
         when previous_index_value is null then 'first'
         when index_value > previous_index_value then 'up'
         when index_value < previous_index_value then 'down'
         else 'flat'
-    end as direction
+    end as direction,
+    source_tier,
+    source_urls,
+    source_row_number
 from unioned
