@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dagster_project.lib.datasets import SECONDARY, TIER_DATASETS
+from dagster_project.lib.dbt_project import project_graph
 from dagster_project.lib.framework import FRAMEWORK_2018, FRAMEWORK_2020
 from dagster_project.lib.ingest import land_release, release_is_current
 from dagster_project.lib.quality import validate_frame
@@ -147,6 +148,19 @@ def test_a_value_printed_with_a_decimal_comma_is_read_and_kept_as_printed():
     df = rows(f'2022,Kabupaten Sumedang,kabupaten,"3,84",Sangat Baik,,,,,{URL},')
     assert df["index_value"].tolist() == [3.84] and df["index_decimals"].tolist() == [2]
     assert failed_rules(df) == {}
+
+
+def test_no_ranking_group_or_target_mart_reads_secondary_rows():
+    """Tier separation by construction: nothing that ranks, groups or measures a target is downstream of the
+    secondary lake (fct_index, fct_trends and the comparisons carry them, marked). Measured too: a build with and
+    one without the secondary releases publish identical rankings, groups and targets (EXCEPT ALL both ways)."""
+    graph = project_graph()
+    downstream = {graph.nodes[u].name for u in graph.descendants(["source.spbe_monitor.lake.secondary_results"])}
+    official_only = {"fct_rankings", "agg_groups", "fct_target_gap", "fct_target_steps", "fct_rank_uncertainty",
+                     "fct_mentors", "fct_improvement_priorities", "int_index_series", "int_official_index_by_scope"}
+    assert official_only <= {n.name for n in graph.of_type("model")}
+    assert {"fct_index", "fct_trends", "fct_tier_comparison", "fct_secondary_unmatched"} <= downstream
+    assert not downstream & official_only
 
 
 def test_the_manifest_names_each_entry_tier_and_the_source_lists_both():
