@@ -250,10 +250,10 @@ def _rewrite_csv(path: Path, key: str, column: str, values: dict[str, str]) -> N
 
 @pytest.fixture(scope="module")
 def hostile(built_warehouse, tmp_path_factory):
-    """`spbe build` once more, on a copy of the repository whose reference tables give hostile names to Sumedang,
-    the national top 3 of 2024, a province and an indicator, with a submission whose explanation and evidence
-    hold hostile text and a refused one under a hostile file name: (data dir, {institution id: name}, the
-    province's name)."""
+    """`spbe build` once more, on a copy of the built data directory and of the repository whose reference tables
+    give hostile names to Sumedang, the national top 3 of 2024, a province and an indicator (the reference
+    tables changed: a full build), with a submission whose explanation and evidence hold hostile text and a
+    refused one under a hostile file name: (data dir, {institution id: name}, the province's name)."""
     con = duckdb.connect(str(built_warehouse[0].published_db), read_only=True)
     top = [i for (i,) in con.execute("select institution_id from fct_rankings where year = 2024 and scope = "
                                      "'national' and institution_id <> '32.11' order by rank, institution_id limit 3"
@@ -274,7 +274,8 @@ def hostile(built_warehouse, tmp_path_factory):
     _rewrite_csv(repo / "data/reference/wilayah_provinsi.csv", "kode_kemendagri", "nama", {"32": province})
     _rewrite_csv(repo / "data/reference/spbe_indikator_permen59_2020.csv", "indikator_no", "indikator_nama",
                  {"33": f"Layanan Penganggaran {HOSTILE[1]}"})
-    paths = DataPaths(root / "data").ensure()
+    paths = DataPaths(root / "data")
+    shutil.copytree(built_warehouse[0].root, paths.root)
     for sample in samples.generate([top[0]], years=(2024,), stages=("self_assessment", "final")):
         doc = json.loads(sample.content)
         for n, row in enumerate(doc["rows"]):

@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster_project.paths import DATA_DIR_ENV, DBT_PROJECT_DIR, REFERENCE_DIR
+from dagster_project.paths import BUNDLED_DATA_DIR, DATA_DIR_ENV, DBT_PROJECT_DIR, REFERENCE_DIR
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 ARRIVALS_TAG = "arrivals"  # models that report every arrival, refused ones included (fct_ingest_log, ...)
@@ -164,6 +164,25 @@ def _project_stamp() -> tuple:
 
 
 @contextlib.contextmanager
+def _data_dir_setting(data_dir: Path):
+    """SPBE_DATA_DIR set to ``data_dir`` for a while. A parse sets it to the bundled data directory: dbt keeps
+    its partial parse (dbt/target/partial_parse.msgpack) only while the profile's connection settings are
+    unchanged, and the profile names the data directory, so a parse from another data directory would parse
+    every file again (about 4 s more). The manifest does not depend on it: the sources name their files
+    relative to the data directory, and the one macro that looks for files answers without looking at parse
+    time (dbt/macros/data_files.sql). Builds take the manifest object and set the run's own directory."""
+    previous = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(data_dir)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = previous
+
+
+@contextlib.contextmanager
 def _parse_lock(target: Path, mode: int):
     """dbt/target/.parse.lock: a parse holds it exclusively, readers of the manifest shared."""
     target.mkdir(parents=True, exist_ok=True)
@@ -193,7 +212,7 @@ def parsed_manifest(static_parser: bool = True) -> Any:
         return _parsed
     from dbt.cli.main import dbtRunner
 
-    with _parse_lock(MANIFEST_PATH.parent, fcntl.LOCK_EX):
+    with _parse_lock(MANIFEST_PATH.parent, fcntl.LOCK_EX), _data_dir_setting(BUNDLED_DATA_DIR):
         args = ["parse", "--quiet", "--log-level-file", "none", "--project-dir", str(DBT_PROJECT_DIR),
                 "--profiles-dir", str(DBT_PROJECT_DIR)]
         result = dbtRunner().invoke(args if static_parser else [*args, "--no-static-parser"])
@@ -267,21 +286,16 @@ def stream_dbt(command: list[str], data_dir: Path, target_path: Path, variables:
             finished.put(None)
 
     thread = threading.Thread(target=invoke, name="dbt", daemon=True)
-    previous = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(data_dir)
-    thread.start()
     results = []
-    try:
-        while (item := finished.get()) is not None:
-            results.append(item)
-            yield item
-    finally:
-        thread.join()
-        release_connection()
-        if previous is None:
-            os.environ.pop(DATA_DIR_ENV, None)
-        else:
-            os.environ[DATA_DIR_ENV] = previous
+    with _data_dir_setting(data_dir):
+        thread.start()
+        try:
+            while (item := finished.get()) is not None:
+                results.append(item)
+                yield item
+        finally:
+            thread.join()
+            release_connection()
     if "error" in box:
         raise box["error"]
     result = box["result"]
