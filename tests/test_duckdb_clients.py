@@ -82,11 +82,13 @@ def test_the_cli_from_pypi_runs_the_readmes_example_as_written(built_warehouse, 
         assert "Sumedang" in proc.stdout, proc.stdout
 
 
-def test_the_newest_format_would_not_open_in_the_cli(built_warehouse, tmp_path):
-    """The reason for STORAGE_VERSION: a file in DuckDB 2.0's default format is refused by the CLI 1.5."""
+def test_the_newest_format_would_not_open_in_an_older_client(tmp_path):
+    """The reason for STORAGE_VERSION: a file in our DuckDB's newest format is refused by the oldest client."""
     newest = tmp_path / "newest.duckdb"
-    con = duckdb.connect(str(newest))
+    con = duckdb.connect(str(newest), config={"storage_compatibility_version": "latest"})
     con.execute("create table t as select 1 as x")
     con.close()
-    proc = subprocess.run([CLI, "-readonly", str(newest), "select * from t"], capture_output=True, text=True)
-    assert proc.returncode != 0 and "version" in (proc.stderr + proc.stdout).lower()
+    oldest = min(OLD_CLIENTS, key=lambda p: [int(n) for n in p.parent.parent.name.split("-")[1].split(".")])
+    proc = subprocess.run([oldest, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)", newest],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode != 0 and "version" in proc.stderr.lower(), proc.stderr

@@ -4,6 +4,7 @@ not: the views read the data directory through relative paths, and anything else
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -76,3 +77,21 @@ def test_a_build_database_left_by_other_code_is_rebuilt_whole(copy_of_built):
     assert plan_build(copy_of_built).mode == "none"
     mark_build(copy_of_built, "the fingerprint of other code")
     assert plan_build(copy_of_built).mode == "full"
+
+
+def test_a_build_database_of_a_newer_duckdb_is_set_aside_and_the_build_is_full(copy_of_built):
+    """Data directories built while the project used DuckDB 2.0: DuckDB 1.5 cannot open their build database.
+    The plan says why the build is full, and the file is moved aside (kept) so that dbt builds a new one."""
+    import gzip
+
+    from dagster_project.lib.warehouse import set_aside_newer_format
+
+    paths = copy_of_built
+    newer = gzip.decompress((Path(__file__).parent / "fixtures" / "written_by_duckdb_2_0_1.duckdb.gz").read_bytes())
+    paths.build_db.write_bytes(newer)  # a real file of DuckDB 2.0.1 (one table), made with `duckdb.connect`
+    plan = plan_build(paths)
+    assert plan.mode == "full" and "written by a newer DuckDB" in plan.reason and "version number" in plan.reason
+    aside = set_aside_newer_format(paths)
+    assert aside is not None and aside.read_bytes() == newer and not paths.build_db.exists()
+    assert plan_build(paths).reason == "the build database is missing"
+    assert set_aside_newer_format(paths) is None  # nothing more to move

@@ -215,6 +215,7 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
         code_fingerprint,
         mark_build,
         plan_build,
+        set_aside_newer_format,
     )
 
     if PUBLISHED_KEY not in context.selected_asset_keys:
@@ -236,6 +237,8 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
                 ["build", "--select", *partial_selection(plan.datasets, plan.arrivals_only)]
             # Each model's materialization and each test's evaluation is recorded while dbt goes on (yielded:
             # the models are not this step's outputs); failing rows are read once dbt has let go of the database.
+            if plan.mode == "full" and (aside := set_aside_newer_format(paths)):
+                context.log.warning(f"the build database was written by a newer DuckDB: moved to {aside}")
             mark_build(paths, fingerprint)
             stream = stream_dbt(args, paths.root, paths.state / "dbt_target", {"log_position": plan.position})
             failed_tests = []

@@ -83,6 +83,8 @@ def plan_build(paths: DataPaths, force: bool = False, fingerprint: str | None = 
         return BuildPlan("full", position, reason="nothing is published yet")
     if not paths.build_db.exists():
         return BuildPlan("full", position, reason="the build database is missing")
+    if refusal := newer_format(paths.build_db):
+        return BuildPlan("full", position, reason=f"the build database was written by a newer DuckDB ({refusal})")
     if published.get("build_fingerprint") != fingerprint:
         return BuildPlan("full", position, reason="the code or the reference tables changed since the last publish")
     if built_with(paths) not in (None, fingerprint):
@@ -101,6 +103,30 @@ def plan_build(paths: DataPaths, force: bool = False, fingerprint: str | None = 
     data = frozenset(line["dataset"] for line in lines if line["status"] in ("loaded", "duplicate"))
     return BuildPlan("partial", position, data, arrivals_only=not data,
                      reason=f"{len(lines)} new ingest-log line(s) since position {since}")
+
+
+def newer_format(build_db: Path) -> str | None:
+    """DuckDB's refusal when the build database is in a storage format newer than this DuckDB reads (the
+    project used DuckDB 2.0 before 1.5.5: docs/scaling.md); None when it opens, is busy or is absent."""
+    try:
+        duckdb.connect(str(build_db), read_only=True).close()
+    except duckdb.IOException as e:
+        first = str(e).splitlines()[0]
+        return first if "version number" in first else None
+    return None
+
+
+def set_aside_newer_format(paths: DataPaths) -> Path | None:
+    """Before a full build: a build database this DuckDB cannot read is moved aside (kept, one copy), so that
+    dbt builds a new one. It holds nothing the lake does not: every model is rebuilt from the lake."""
+    if not paths.build_db.exists() or newer_format(paths.build_db) is None:
+        return None
+    aside = paths.build_db.with_name(paths.build_db.name + ".newer-format")
+    os.replace(paths.build_db, aside)
+    wal = paths.build_db.with_name(paths.build_db.name + ".wal")
+    if wal.exists():
+        os.replace(wal, aside.with_name(aside.name + ".wal"))
+    return aside
 
 
 def built_with(paths: DataPaths) -> str | None:
