@@ -5,6 +5,7 @@
     spbe ingest FILE...   land submission files now, build what they affect, publish
     spbe worker           the warm worker that runs every run in seconds (`spbe ui` starts one)
     spbe doctor           the data directory, what the build reads and what is published, and whether they agree
+    spbe postgres start   a PostgreSQL server in the data directory: the DuckLake catalog (SPBE_WAREHOUSE=ducklake)
     spbe generate-samples synthetic submissions for real institutions (deterministic)
     spbe query "<SQL>"    read-only SQL on the published data/warehouse/spbe.duckdb (--as-of DATE: as published then)
     spbe export TABLE...  marts (filtered) or a query to XLSX, CSV or Parquet, formulas made inert, with an about sheet
@@ -292,6 +293,27 @@ def worker_command(_: argparse.Namespace) -> int:
     return 0
 
 
+def postgres(args: argparse.Namespace) -> int:
+    """The local PostgreSQL server that holds the DuckLake catalog when SPBE_DUCKLAKE_CATALOG is not set."""
+    from dagster_project.lib import ducklake
+
+    server = ducklake.local_server(_prepare_environment())
+    if args.action == "start":
+        try:
+            server.start()
+        except (RuntimeError, OSError) as e:
+            print(f"spbe postgres: {e}", file=sys.stderr)
+            return 1
+    elif args.action == "stop":
+        server.stop()
+    running = server.running()
+    print(f"PostgreSQL in {server.root}: {'running' if running else 'stopped'}")
+    if running:
+        print(f"catalog: postgres:{server.dsn}\n(SPBE_WAREHOUSE=ducklake uses it; "
+              f"{ducklake.CATALOG_ENV} names another)")
+    return 0 if running or args.action == "stop" else 1
+
+
 def doctor(_: argparse.Namespace) -> int:
     """Where the data lives, what the build database reads, what is published, and whether they agree."""
     paths = data_paths()
@@ -400,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="the warm worker alone (spbe ui starts one)").set_defaults(fn=worker_command)
     sub.add_parser("doctor", help="data directory, build sources and published manifest: do they agree?"
                    ).set_defaults(fn=doctor)
+    p = sub.add_parser("postgres", help="a PostgreSQL server in the data directory, for the DuckLake catalog")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(fn=postgres)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

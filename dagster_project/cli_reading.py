@@ -55,8 +55,11 @@ def add_reading_commands(sub) -> None:
 def _connect_published(paths: DataPaths, as_of: str | None = None, writable_dir: Path | None = None):
     import duckdb
 
+    from dagster_project.lib import ducklake
     from dagster_project.lib.snapshots import parse_as_of, snapshot_as_of
 
+    if ducklake.backend() == "ducklake":
+        return _connect_ducklake(paths, as_of, writable_dir)
     db = paths.published_db
     if as_of:
         try:
@@ -68,15 +71,44 @@ def _connect_published(paths: DataPaths, as_of: str | None = None, writable_dir:
         db = snapshot.path
     if not db.exists():
         raise SystemExit(f"{db} does not exist yet: run `spbe build` (or `make run`) first")
+    return _locked(duckdb.connect(str(db), read_only=True), writable_dir)
+
+
+def _connect_ducklake(paths: DataPaths, as_of: str | None, writable_dir: Path | None):
+    """The DuckLake catalog attached read-only (as ``spbe``, the default database), at the snapshot current
+    at ``as_of`` when given (DuckLake time travel); the marts' Parquet files are its only readable folder."""
+    import duckdb
+
+    from dagster_project.lib import ducklake
+    from dagster_project.lib.snapshots import parse_as_of
+
+    lake = ducklake.setting(paths)
+    try:
+        moment = parse_as_of(as_of) if as_of else None
+        con = ducklake.connect(lake, read_only=True, as_of=moment)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    except duckdb.Error as e:
+        if moment is not None and "No snapshot found" in str(e):
+            raise SystemExit(f"no DuckLake snapshot as of {moment.isoformat()}: the catalog's first publish came "
+                             "later (`spbe query \"from spbe.snapshots()\"` lists them)") from None
+        raise SystemExit(f"cannot attach the DuckLake catalog {lake.catalog}: {e}") from None
+    if moment is not None:
+        (snapshot,) = con.execute("select id from spbe.current_snapshot()").fetchone() or (None,)
+        print(f"as of {as_of}: DuckLake snapshot {snapshot}", file=sys.stderr)
+    return _locked(con, writable_dir, readable=[lake.data_path])
+
+
+def _locked(con, writable_dir: Path | None, readable: list[Path] = ()):
     # Read-only, and no file or network access from SQL: the CLI answers from the marts only (an export may
     # write its own folder). DuckDB may spill to, and so allows, its temp folder: a private one, removed at
     # exit. Then the configuration is locked.
-    con = duckdb.connect(str(db), read_only=True)
     spill = tempfile.mkdtemp(prefix="spbe-query-")
     atexit.register(shutil.rmtree, spill, True)
     con.execute("set temp_directory = ?", [spill])
-    if writable_dir is not None:
-        con.execute("set allowed_directories = ?", [[f"{writable_dir}/"]])
+    allowed = [f"{p}/" for p in (*readable, *([writable_dir] if writable_dir is not None else []))]
+    if allowed:
+        con.execute("set allowed_directories = ?", [allowed])
     con.execute("set enable_external_access = false")
     con.execute("set lock_configuration = true")
     return con

@@ -10,7 +10,6 @@ text is touched: a number stays a number, -2.5 included.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 import os
@@ -220,8 +219,8 @@ def _write_csv_rows(out: TextIO, names: Sequence[str], batches: Iterable[list[tu
 
 def write_relation_csv(relation: duckdb.DuckDBPyRelation, out: TextIO) -> int:
     """`spbe query --format csv`: the query's rows as CSV, neutralised like an export."""
-    rows = relation.iter_rows(BATCH)  # one run of the relation: the query is not run again
-    return _write_csv_rows(out, relation.columns, iter(lambda: list(itertools.islice(rows, BATCH)), []))
+    # fetchmany runs the relation once and goes on where it stopped: the query is not run again
+    return _write_csv_rows(out, relation.columns, iter(lambda: relation.fetchmany(BATCH), []))
 
 
 def _dictionary(con: duckdb.DuckDBPyConnection, selections: Sequence[Selection],

@@ -1,7 +1,9 @@
 """Atomic publish of the marts: a new DuckDB file is built next to the published one, then renamed over it.
 
 Readers holding the old file keep reading it (the rename does not touch an open inode); new readers see
-the new file whole. A run that fails before the rename leaves the published file untouched.
+the new file whole. A run that fails before the rename leaves the published file untouched. With
+SPBE_WAREHOUSE=ducklake the new file's tables are first committed to the DuckLake catalog, one snapshot
+(lib/ducklake.py); the manifest records the snapshot's id.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from dagster_project.lib import ducklake
 from dagster_project.lib.archive import file_sha256, utc_now, write_atomically
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.reference_files import REFERENCE_TABLES
@@ -170,6 +173,10 @@ def publish_marts(paths: DataPaths, run_id: str, tables: list[str], position: in
         try:
             manifest = _write_marts(paths.build_db, tmp, run_id, tables, inputs, fingerprint, paths.root,
                                     docs or {})
+            if ducklake.backend() == "ducklake":  # committed first: a failure there leaves both unchanged
+                lake = ducklake.setting(paths)
+                manifest["ducklake"] = {"snapshot_id": ducklake.publish_snapshot(lake, tmp, [*tables, MANIFEST_TABLE]),
+                                        "data_path": str(lake.data_path)}
             os.replace(tmp, published_db)
             _fsync_dir(published_db.parent)
         finally:

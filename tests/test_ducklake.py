@@ -1,0 +1,108 @@
+"""SPBE_WAREHOUSE=ducklake against a real PostgreSQL catalog (Debian's server, started here as
+`spbe postgres start` starts it): each publish is one DuckLake snapshot holding exactly the published file's
+marts; `spbe query` attaches the catalog read-only and answers as of an earlier snapshot; nothing is ever
+downloaded (the whole path runs once more with no network at all)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dagster_project import cli
+from dagster_project.lib import ducklake
+from dagster_project.lib.local_postgres import LocalPostgres, unavailable
+from tests.conftest import land_files
+from tests.events import submission
+
+SPBE = Path(sys.executable).parent / "spbe"
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    """A PostgreSQL server for this module; its DuckLake catalog connection string."""
+    if reason := unavailable():
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
+    server = LocalPostgres(root).start()
+    try:
+        yield f"postgres:{server.dsn}"
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def marts_differ(file_db: Path, lake: ducklake.DuckLakeSetting, tables: list[str]) -> dict[str, int]:
+    """Rows in one and not the other (EXCEPT ALL, both ways), per table; only tables that differ."""
+    con = ducklake.connect(lake, read_only=True)
+    try:
+        con.execute(f"attach '{file_db}' as published (read_only)")
+        differ = {}
+        for t in tables:
+            a, b = f'published.main."{t}"', f'spbe.main."{t}"'  # our own table names
+            n = con.execute(f"select (select count(*) from (from {a} except all from {b})) + "  # noqa: S608
+                            f"(select count(*) from (from {b} except all from {a}))").fetchone()[0]
+            if n:
+                differ[t] = n
+        return differ
+    finally:
+        con.close()
+
+
+def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_back(copy_of_built, catalog, tmp_path,
+                                                                                 monkeypatch, capsys):
+    paths = copy_of_built
+    monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
+    monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
+    lake = ducklake.setting(paths)
+    files = [tmp_path / "luwu.json", tmp_path / "luwu_fix.json"]
+    files[0].write_bytes(submission("73.17", level=2))
+    files[1].write_bytes(submission("73.17", level=4))
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert land_files(instance, files[:1], build=True).success
+        first = json.loads(paths.published_manifest.read_text())
+        between = datetime.now(UTC)
+        time.sleep(0.05)
+        assert land_files(instance, files[1:], build=True).success
+    manifest = json.loads(paths.published_manifest.read_text())
+    assert first["ducklake"]["snapshot_id"] < manifest["ducklake"]["snapshot_id"]
+    tables = [*manifest["tables"], "publish_manifest"]
+    assert marts_differ(paths.published_db, lake, tables) == {}  # the file and the snapshot: the same rows
+    with ducklake.connect(lake) as con:
+        assert {t for (t,) in con.execute("select table_name from duckdb_tables() where database_name = 'spbe'"
+                                          ).fetchall()} == set(tables)
+        assert con.execute("select count(*) from duckdb_columns() where database_name = 'spbe' and "
+                           "coalesce(comment, '') = ''").fetchone() == (0,)  # the dbt descriptions travel too
+        with pytest.raises(duckdb.Error, match="read.only|READ_ONLY|read-only"):
+            con.execute("delete from fct_index")
+
+    index = "select index_value from fct_index where source = 'computed' and institution_id = '73.17'"
+    assert cli.main(["query", "--format", "json", index]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"index_value": 4.0}]
+    assert cli.main(["query", "--as-of", between.isoformat(), "--format", "json", index]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [{"index_value": 2.0}]  # the snapshot current then
+    assert f"DuckLake snapshot {first['ducklake']['snapshot_id']}" in err
+    with pytest.raises(SystemExit, match="no DuckLake snapshot as of 2020-01-01T23:59:59.999999[+]07:00"):
+        cli.main(["query", "--as-of", "2020-01-01", index])
+
+    # Nothing downloads: the whole path again (land, build, publish, query) with no network at all.
+    offline = ["unshare", "--net", "--"]
+    if shutil.which("unshare") is None or subprocess.run([*offline, "true"], capture_output=True).returncode:
+        pytest.skip("no network namespace here (unshare --net needs root): the offline run is not made")
+    files[0].write_bytes(submission("73.17", level=5))
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    done = subprocess.run([*offline, str(SPBE), "ingest", str(files[0])], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([*offline, str(SPBE), "query", "--format", "json", index], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and json.loads(done.stdout) == [{"index_value": 5.0}], done.stderr
