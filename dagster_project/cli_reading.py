@@ -86,13 +86,13 @@ def _connect_ducklake(paths: DataPaths, as_of: str | None, writable_dir: Path | 
     try:
         moment = parse_as_of(as_of) if as_of else None
         con = ducklake.connect(lake, read_only=True, as_of=moment)
-    except ValueError as e:
+    except (ValueError, ducklake.CatalogUnavailable) as e:
         raise SystemExit(str(e)) from None
     except duckdb.Error as e:
         if moment is not None and "No snapshot found" in str(e):
             raise SystemExit(f"no DuckLake snapshot as of {moment.isoformat()}: the catalog's first publish came "
                              "later (`spbe query \"from spbe.snapshots()\"` lists them)") from None
-        raise SystemExit(f"cannot attach the DuckLake catalog {lake.catalog}: {e}") from None
+        raise SystemExit(ducklake.redacted(f"cannot attach the DuckLake catalog {lake.catalog}: {e}")) from None
     if moment is not None:
         (snapshot,) = con.execute("select id from spbe.current_snapshot()").fetchone() or (None,)
         print(f"as of {as_of}: DuckLake snapshot {snapshot}", file=sys.stderr)

@@ -95,12 +95,25 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
     with pytest.raises(SystemExit, match="no DuckLake snapshot as of 2020-01-01T23:59:59.999999[+]07:00"):
         cli.main(["query", "--as-of", "2020-01-01", index])
 
+    # A catalog that cannot be reached: the run fails before dbt starts, saying what to do; nothing changes.
+    published = paths.published_db.read_bytes()
+    monkeypatch.setenv(ducklake.CATALOG_ENV, f"postgres:dbname=spbe user=spbe password=s3cret host={tmp_path}")
+    (tmp_path / "later.json").write_bytes(submission("73.17", level=3))
+    with dg.DagsterInstance.ephemeral() as instance:
+        failed = land_files(instance, [tmp_path / "later.json"], build=True, raise_on_error=False)
+    assert not failed.success
+    (failure,) = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.error.message
+    assert "cannot be attached" in message and "spbe postgres start" in message and "s3cret" not in message
+    assert paths.published_db.read_bytes() == published
+    monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
+
     # Nothing downloads: the whole path again (land, build, publish, query) with no network at all.
     offline = ["unshare", "--net", "--"]
     if shutil.which("unshare") is None or subprocess.run([*offline, "true"], capture_output=True).returncode:
         pytest.skip("no network namespace here (unshare --net needs root): the offline run is not made")
     files[0].write_bytes(submission("73.17", level=5))
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}  # the file of the failed run is landed too
     done = subprocess.run([*offline, str(SPBE), "ingest", str(files[0])], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     done = subprocess.run([*offline, str(SPBE), "query", "--format", "json", index], env=env, capture_output=True,

@@ -237,6 +237,7 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
                 ["build", "--select", *partial_selection(plan.datasets, plan.arrivals_only)]
             # Each model's materialization and each test's evaluation is recorded while dbt goes on (yielded:
             # the models are not this step's outputs); failing rows are read once dbt has let go of the database.
+            _check_catalog(paths)  # before the build, not after it
             if plan.mode == "full" and (aside := set_aside_newer_format(paths)):
                 context.log.warning(f"the build database was written by a newer DuckDB: moved to {aside}")
             mark_build(paths, fingerprint)
@@ -273,6 +274,17 @@ def _build_and_publish(context: dg.AssetExecutionContext, config: UpdateConfig, 
     windows = context.run.tags.get(WINDOWS_TAG)
     if windows and WINDOW_REPORT_KEY in context.selected_asset_keys:
         yield _window_report(paths, windows)
+
+
+def _check_catalog(paths: DataPaths) -> None:
+    """With SPBE_WAREHOUSE=ducklake, a catalog that cannot be reached fails the run before dbt starts."""
+    from dagster_project.lib import ducklake
+
+    if ducklake.backend() == "ducklake":
+        try:
+            ducklake.check(ducklake.setting(paths))
+        except ducklake.CatalogUnavailable as e:
+            raise dg.Failure(f"not built: {e}. The published warehouse is unchanged.") from None
 
 
 def _record(graph: Graph, stream, paths: DataPaths, failed_tests: list[NodeResult]):

@@ -19,6 +19,7 @@ folder of its Parquet files (default ``<data dir>/ducklake/``; a folder every re
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +67,11 @@ def setting(paths: DataPaths) -> DuckLakeSetting:
     return DuckLakeSetting(catalog, data_path, paths.state / "duckdb_extensions")
 
 
+def redacted(text: str) -> str:
+    """A message naming the catalog, with any password in its connection string hidden."""
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
 def _literal(text: str) -> str:
     """ATTACH and COMMENT ON take no bound parameters: our settings and dbt's descriptions only."""
     return "'" + text.replace("'", "''") + "'"
@@ -86,16 +92,32 @@ def attach(con: duckdb.DuckDBPyConnection, lake: DuckLakeSetting, read_only: boo
     con.execute(f"USE {ALIAS}")
 
 
+class CatalogUnavailable(RuntimeError):
+    """The catalog could not be attached: the server is down, or the setting names no catalog."""
+
+
 def connect(lake: DuckLakeSetting, read_only: bool = True, as_of: datetime | None = None,
             config: dict[str, object] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the catalog attached (``spbe``, the default database)."""
     con = extensions.connect(":memory:", lake.extension_dir, lake.extensions, config=config)
     try:
         attach(con, lake, read_only, as_of)
+    except duckdb.IOException as e:  # a catalog that cannot be reached (a missing snapshot is another error)
+        con.close()
+        raise CatalogUnavailable(redacted(
+            f"the DuckLake catalog {lake.catalog} cannot be attached ({str(e).splitlines()[0]}): start the "
+            f"local server with `spbe postgres start`, or set {CATALOG_ENV} to a running one")) from None
     except BaseException:
         con.close()
         raise
     return con
+
+
+def check(lake: DuckLakeSetting) -> None:
+    """Raise CatalogUnavailable now rather than after a build: attach the catalog (creating it on first use,
+    as publish would) and let go."""
+    lake.data_path.mkdir(parents=True, exist_ok=True)
+    connect(lake, read_only=False).close()
 
 
 def publish_snapshot(lake: DuckLakeSetting, source_db: Path, tables: Sequence[str]) -> int:
