@@ -182,10 +182,11 @@ SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli",
 # first, so that no worker is left running one alone at the end (measured: 80 s of a 400 s run). The first is
 # the one that builds the shared warehouse; the next need none, so the other workers start at once. Order
 # only: a file not named here runs after these, in the usual order.
-LONGEST_FIRST = ("test_scorecards", "test_bench", "test_sources", "test_event_path", "test_entry_points",
-                 "test_commands_at_once", "test_moving_data_dir", "test_inbox", "test_resource_faults",
-                 "test_crash", "test_postgres", "test_blocking", "test_readers", "test_bad_inputs",
-                 "test_idempotency", "test_batch_landing", "test_export", "test_injection", "test_secondary")
+LONGEST_FIRST = ("test_scorecards", "test_bench", "test_sources", "test_ducklake", "test_event_path",
+                 "test_entry_points", "test_commands_at_once", "test_moving_data_dir", "test_inbox",
+                 "test_resource_faults", "test_crash", "test_postgres", "test_blocking", "test_readers",
+                 "test_bad_inputs", "test_idempotency", "test_batch_landing", "test_export", "test_injection",
+                 "test_secondary")
 
 
 def pytest_collection_modifyitems(config, items):

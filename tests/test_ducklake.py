@@ -27,17 +27,23 @@ SPBE = Path(sys.executable).parent / "spbe"
 
 
 @pytest.fixture(scope="module")
-def catalog():
-    """A PostgreSQL server for this module; its DuckLake catalog connection string."""
+def server():
+    """A PostgreSQL server for this module."""
     if reason := unavailable():
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
-    server = LocalPostgres(root).start()
+    started = LocalPostgres(root).start()
     try:
-        yield f"postgres:{server.dsn}"
+        yield started
     finally:
-        server.stop()
+        started.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def catalog(server, request):
+    """A new DuckLake catalog (a database of its own) for one test: its connection string."""
+    return "postgres:" + server.create_database(f"lake_{request.node.name[:40].lower()}")
 
 
 def marts_differ(file_db: Path, lake: ducklake.DuckLakeSetting, tables: list[str]) -> dict[str, int]:
@@ -119,3 +125,69 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
     done = subprocess.run([*offline, str(SPBE), "query", "--format", "json", index], env=env, capture_output=True,
                           text=True)
     assert done.returncode == 0 and json.loads(done.stdout) == [{"index_value": 5.0}], done.stderr
+
+
+READER = """
+import json, os, sys, time
+from pathlib import Path
+from dagster_project.lib import ducklake
+from dagster_project.paths import data_paths
+lake, stop, answers, errors = ducklake.setting(data_paths()), Path(sys.argv[1]), [], []
+while not stop.exists() or len(answers) < 20:
+    try:
+        con = ducklake.connect(lake, read_only=True)
+        answers.append(con.execute(
+            "select (select value from publish_manifest where key = 'run_id'), count(*), sum(index_value) "
+            "from fct_index").fetchone())  # one statement: one snapshot
+        con.close()
+    except Exception as e:
+        errors.append(repr(e))
+    time.sleep(0.05)
+print(json.dumps({"answers": answers, "errors": errors}, default=str))
+"""
+
+
+def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_catalog(copy_of_built, catalog, tmp_path,
+                                                                                      monkeypatch):
+    """Three `spbe` commands at once, each in its own process with no network (two land a file each, one
+    rebuilds everything), and a fourth process querying the catalog in a loop: every command succeeds, both
+    files are in the last snapshot, every answer comes from one snapshot and no query fails."""
+    paths = copy_of_built
+    monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
+    monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    offline = ["unshare", "--net", "--"] if subprocess.run(["unshare", "--net", "true"],
+                                                            capture_output=True).returncode == 0 else []
+    files = [tmp_path / "luwu.json", tmp_path / "pacitan.json"]
+    files[0].write_bytes(submission("73.17", level=2))
+    files[1].write_bytes(submission("35.01", level=4))
+    lake = ducklake.setting(paths)  # the catalog's first snapshot, before the reader starts: what is published
+    ducklake.publish_snapshot(lake, paths.published_db, [*json.loads(paths.published_manifest.read_text())["tables"],
+                                                         "publish_manifest"])
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([*offline, sys.executable, "-c", READER, str(stop)], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        commands = [subprocess.Popen([*offline, str(SPBE), *args], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                    for args in (["ingest", str(files[0])], ["ingest", str(files[1])], ["build", "--force"])]
+        outcomes = [c.communicate(timeout=600) for c in commands]
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=120)
+    for command, (_, err) in zip(commands, outcomes, strict=True):
+        assert command.returncode == 0, err
+    result = json.loads(out)
+    assert result["errors"] == []
+    per_run: dict[str, tuple] = {}
+    for run_id, count, total in result["answers"]:
+        assert per_run.setdefault(run_id, (count, total)) == (count, total), "an answer mixed two snapshots"
+    assert len(per_run) >= 2  # the reader saw publishes happen
+    with ducklake.connect(lake) as con:
+        landed = con.execute("select original_name from fct_ingest_log where original_name in "
+                             "('luwu.json', 'pacitan.json') and status = 'loaded' order by 1").fetchall()
+        snapshots = con.execute("select count(*) from spbe.snapshots()").fetchone()[0]
+    assert landed == [("luwu.json",), ("pacitan.json",)]
+    assert snapshots >= 3  # the first build's, then at least one per build that found something new
+    published = json.loads(paths.published_manifest.read_text())
+    assert marts_differ(paths.published_db, lake, [*published["tables"], "publish_manifest"]) == {}

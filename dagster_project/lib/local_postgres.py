@@ -72,11 +72,16 @@ class LocalPostgres:
             subprocess.run([*self._as_owner(), postgres_bin("pg_ctl"), "-D", str(cluster), "-l",
                             str(self.root / "server.log"), "-w", "-t", "60", "-o",
                             f"-k {self.socket_dir} -c listen_addresses=''", "start"], check=True, capture_output=True)
-        created = subprocess.run([*self._as_owner(), postgres_bin("createdb"), "-h", str(self.socket_dir), "-U", USER,
-                                  DATABASE], capture_output=True, text=True)
-        if created.returncode and "already exists" not in created.stderr:
-            raise RuntimeError(f"createdb {DATABASE}: {created.stderr.strip()}")
+        self.create_database(DATABASE)
         return self
+
+    def create_database(self, name: str) -> str:
+        """A database of that name (kept if it exists); its connection string."""
+        created = subprocess.run([*self._as_owner(), postgres_bin("createdb"), "-h", str(self.socket_dir), "-U", USER,
+                                  name], capture_output=True, text=True)
+        if created.returncode and "already exists" not in created.stderr:
+            raise RuntimeError(f"createdb {name}: {created.stderr.strip()}")
+        return self.dsn.replace(f"dbname={DATABASE} ", f"dbname={name} ", 1)
 
     def stop(self) -> None:
         if self.running():
