@@ -191,3 +191,18 @@ def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_cata
     assert snapshots >= 3  # the first build's, then at least one per build that found something new
     published = json.loads(paths.published_manifest.read_text())
     assert marts_differ(paths.published_db, lake, [*published["tables"], "publish_manifest"]) == {}
+
+
+def test_dbt_builds_the_local_file_never_the_catalog():
+    """The thread setting's guard (docs/scaling.md, DuckLake issue #1404: a dbt build on DuckLake with more than
+    one thread put objects in the wrong schema): dbt's profile targets the local build database only, so its
+    two threads never write the catalog; only publish does, from one connection."""
+    import yaml
+
+    from dagster_project.paths import DBT_PROJECT_DIR
+
+    profile = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["spbe_monitor"]
+    (output,) = profile["outputs"].values()
+    assert output["type"] == "duckdb" and output["path"].endswith("/warehouse/build.duckdb")
+    assert "ducklake" not in json.dumps(profile).lower() and "attach" not in output
+    assert output["threads"] == 2
