@@ -1,91 +1,126 @@
-"""The same code location on a PostgreSQL-backed Dagster instance (deploy/dagster-postgres.yaml) with the
-multiprocess executor, against a real PostgreSQL server started here. `make test` installs Debian's
+"""Dagster as a service on PostgreSQL (deploy/dagster-postgres.yaml) against a real server started here, the
+processes of deploy/compose.yaml: a code server, and `dagster-daemon` and `dagster-webserver` sharing the
+instance; a file dropped in the inbox is seen by the
+daemon's sensor, whose run (a process per step, the multiprocess executor) lands it, builds and publishes to
+a DuckLake catalog in the same server; the webserver shows that run. `make test` installs Debian's
 postgresql when the machine has none; where it cannot, this module is skipped, saying so."""
 
-import glob
+import contextlib
 import json
 import os
 import shutil
-import socket
+import signal
 import subprocess
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
-from dagster_project.defs.update import JOB, STEP, run_config
+from dagster_project.defs.update import JOB, STEP
+from dagster_project.lib import ducklake
+from dagster_project.lib.local_postgres import LocalPostgres, unavailable
 from dagster_project.paths import REPO_ROOT
+from tests.conftest import VENV_BIN
 from tests.events import submission
+from tests.test_webserver import free_port, graphql
 
-VENV_BIN = Path(sys.executable).parent
 RUN_START, STEP_START = dg.DagsterEventType.RUN_START, dg.DagsterEventType.STEP_START
-
-
-def _postgres_bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
-    return found[-1] if found else shutil.which(name)
+RUNS = '{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }'
 
 
 @pytest.fixture(scope="module")
-def postgres_port():
-    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed: `apt-get install postgresql` (Debian), as `make test` does")
+def server():
+    if reason := unavailable():
+        pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
-    as_owner: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: the server runs as Debian's postgres user
-        if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode:
-            pytest.skip("running as root without a 'postgres' user to own the test server")
-        shutil.chown(root, "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data, log = root / "data", root / "server.log"
-    subprocess.run([*as_owner, initdb, "-D", str(data), "-A", "trust", "-U", "spbe", "--no-sync"], check=True,
-                   capture_output=True)
-    subprocess.run([*as_owner, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    started = LocalPostgres(root).start()
     try:
-        yield port
+        yield started
     finally:
-        subprocess.run([*as_owner, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        started.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_the_code_location_runs_on_postgres_with_the_multiprocess_executor(postgres_port, copy_of_built, tmp_path,
-                                                                          monkeypatch):
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as sink:  # a file, not a pipe: an unread pipe would fill and stall the process
+        return subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_the_daemon_on_postgres_runs_the_sensors_run_which_publishes_to_ducklake(server, copy_of_built, tmp_path,
+                                                                                monkeypatch):
     paths = copy_of_built
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO_ROOT / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
+    server.create_database("dagster")
+    catalog = "postgres:" + server.create_database("lake")
     for name, value in {"DAGSTER_HOME": str(home), "SPBE_EXECUTOR": "multiprocess",
-                        "SPBE_PG_URL": f"postgresql+psycopg2://spbe@127.0.0.1:{postgres_port}/postgres"}.items():
+                        "SPBE_PG_URL": f"postgresql+psycopg2://spbe@/dagster?host={server.socket_dir}",
+                        ducklake.BACKEND_ENV: "ducklake", ducklake.CATALOG_ENV: catalog}.items():
         monkeypatch.setenv(name, value)
+    env = dict(os.environ)
     (paths.inbox / "luwu.json").write_bytes(submission("73.17", level=2))  # a new revision: a partial build
-    config = tmp_path / "run_config.yaml"
-    config.write_text(json.dumps(run_config(inbox_files=["luwu.json"])))
-    done = subprocess.run([str(VENV_BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-a",
-                           "defs", "-j", JOB, "-c", str(config)], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        (run,) = instance.get_runs()
-        assert (run.job_name, run.status) == (JOB, dg.DagsterRunStatus.SUCCESS)
-        logs = instance.all_logs(run.run_id)
-        run_pid = next(e.dagster_event.pid for e in logs if e.dagster_event and e.dagster_event.event_type == RUN_START)
-        step_pids = {e.dagster_event.step_key: e.dagster_event.pid for e in logs
-                     if e.dagster_event and e.dagster_event.event_type == STEP_START}
-        assert set(step_pids) == {STEP, "scorecards", "validation_results", "dbt_docs"}
-        assert run_pid not in step_pids.values() and len(set(step_pids.values())) == len(step_pids)  # a process each
-        # The step's dbt build recorded each model it rebuilt, in PostgreSQL's event log.
-        assert instance.get_latest_materialization_event(dg.AssetKey("fct_index")) is not None
-        assert instance.get_latest_materialization_event(dg.AssetKey("published_warehouse")) is not None
-    with duckdb.connect(str(paths.published_db), read_only=True) as con:
+    # The processes of deploy/compose.yaml, with its arguments: a code server, and the daemon and webserver
+    # reading deploy/workspace.yaml (here with this machine's host and port).
+    port, code_port = free_port(), free_port()
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text((REPO_ROOT / "deploy" / "workspace.yaml").read_text()
+                         .replace("host: code-server", "host: 127.0.0.1").replace("port: 4000", f"port: {code_port}"))
+    code = _start([str(VENV_BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port), "-m",
+                   "dagster_project.definitions"], env, tmp_path / "code-server.log")
+    daemon = _start([str(VENV_BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, tmp_path / "daemon.log")
+    web = _start([str(VENV_BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)], env,
+                 tmp_path / "webserver.log")
+    try:
+        deadline, run = time.monotonic() + 420, None
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            while run is None or not run.is_finished:
+                assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, f"no finished run: {(tmp_path / 'daemon.log').read_text()[-3000:]}"
+                time.sleep(2)
+                run = next(iter(instance.get_runs(dg.RunsFilter(tags={"spbe/trigger": "inbox"}))), None)
+            assert (run.job_name, run.status) == (JOB, dg.DagsterRunStatus.SUCCESS), \
+                (tmp_path / "daemon.log").read_text()[-3000:]
+            logs = instance.all_logs(run.run_id)
+            run_pid = next(e.dagster_event.pid for e in logs
+                           if e.dagster_event and e.dagster_event.event_type == RUN_START)
+            step_pids = {e.dagster_event.step_key: e.dagster_event.pid for e in logs
+                         if e.dagster_event and e.dagster_event.event_type == STEP_START}
+            assert set(step_pids) == {STEP, "scorecards", "validation_results", "dbt_docs"}
+            assert run_pid not in step_pids.values() and len(set(step_pids.values())) == len(step_pids)  # one each
+            # The step's dbt build recorded each model it rebuilt, in PostgreSQL's event log.
+            assert instance.get_latest_materialization_event(dg.AssetKey("fct_index")) is not None
+
+        web_runs = None
+        while not web_runs:  # the webserver reads the same instance: it shows the daemon's run
+            assert web.poll() is None and time.monotonic() < deadline, (tmp_path / "webserver.log").read_text()[-3000:]
+            with contextlib.suppress(OSError):
+                web_runs = graphql(f"http://127.0.0.1:{port}", RUNS)["runsOrError"]["results"]
+            time.sleep(1)
+        assert [(r["runId"], r["status"]) for r in web_runs] == [(run.run_id, "SUCCESS")]
+    finally:
+        for proc in (daemon, web, code):
+            _stop(proc)
+
+    manifest = json.loads(paths.published_manifest.read_text())
+    assert manifest["run_id"] == run.run_id  # rebuilt and published by the daemon's run
+    with ducklake.connect(ducklake.DuckLakeSetting(catalog, paths.root / "ducklake", paths.state / "ext")) as con:
+        snapshot = con.execute("select max(snapshot_id) from spbe.snapshots()").fetchone()[0]
         published_by = con.execute("select value ->> '$' from publish_manifest where key = 'run_id'").fetchone()
-    assert published_by == (run.run_id,)  # the marts were rebuilt and published by this run
+        landed = con.execute("select status from fct_ingest_log where original_name = 'luwu.json'").fetchall()
+    assert snapshot == manifest["ducklake"]["snapshot_id"] and published_by == (run.run_id,)
+    assert landed == [("loaded",)]

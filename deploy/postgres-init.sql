@@ -1,0 +1,2 @@
+-- The DuckLake catalog's database, beside Dagster's (compose.yaml).
+CREATE DATABASE lake OWNER spbe;
