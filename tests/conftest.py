@@ -159,6 +159,23 @@ def copy_of_built(built_warehouse, tmp_path, monkeypatch) -> DataPaths:
     return paths
 
 
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A PostgreSQL server of its own for a test module (lib/local_postgres.py); skipped, saying why, where
+    PostgreSQL cannot run (`make test` installs Debian's package when missing)."""
+    from dagster_project.lib.local_postgres import LocalPostgres, unavailable
+
+    if reason := unavailable():
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
+    server = LocalPostgres(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def published(built_warehouse):
     import duckdb
@@ -171,7 +188,8 @@ def published(built_warehouse):
 
 # `make test-fast`: the tests that build no warehouse and start no server (pure functions, landing, parsing,
 # exports on small files), for the inner loop. `make test` runs everything.
-SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "webserver", "browser"}
+SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "webserver", "browser",
+                 "postgres_server"}
 SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli", "test_commands_at_once",
                 "test_dbt_unit_tests", "test_definitions", "test_entry_points", "test_event_path", "test_inbox",
                 "test_moving_data_dir", "test_pipeline", "test_postgres", "test_sources", "test_webserver",

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,31 +18,16 @@ import pytest
 
 from dagster_project import cli
 from dagster_project.lib import ducklake
-from dagster_project.lib.local_postgres import LocalPostgres, unavailable
 from tests.conftest import land_files
 from tests.events import submission
 
 SPBE = Path(sys.executable).parent / "spbe"
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A PostgreSQL server for this module."""
-    if reason := unavailable():
-        pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
-    started = LocalPostgres(root).start()
-    try:
-        yield started
-    finally:
-        started.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture
-def catalog(server, request):
+def catalog(postgres_server, request):
     """A new DuckLake catalog (a database of its own) for one test: its connection string."""
-    return "postgres:" + server.create_database(f"lake_{request.node.name[:40].lower()}")
+    return "postgres:" + postgres_server.create_database(f"lake_{request.node.name[:40].lower()}")
 
 
 def marts_differ(file_db: Path, lake: ducklake.DuckLakeSetting, tables: list[str]) -> dict[str, int]:

@@ -9,38 +9,22 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from dagster_project.defs.update import JOB, STEP
 from dagster_project.lib import ducklake
-from dagster_project.lib.local_postgres import LocalPostgres, unavailable
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
 from tests.events import submission
+from tests.test_entry_points import stop
 from tests.test_webserver import free_port, graphql
 
 RUN_START, STEP_START = dg.DagsterEventType.RUN_START, dg.DagsterEventType.STEP_START
 RUNS = '{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }'
-
-
-@pytest.fixture(scope="module")
-def server():
-    if reason := unavailable():
-        pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="spbe-postgres-"))  # not under pytest's 0700 tree: the owner must enter
-    started = LocalPostgres(root).start()
-    try:
-        yield started
-    finally:
-        started.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -49,21 +33,13 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def test_the_daemon_on_postgres_runs_the_sensors_run_which_publishes_to_ducklake(server, copy_of_built, tmp_path,
-                                                                                monkeypatch):
+def test_the_daemon_on_postgres_runs_the_sensors_run_which_publishes_to_ducklake(postgres_server, copy_of_built,
+                                                                                tmp_path, monkeypatch):
     paths = copy_of_built
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO_ROOT / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
+    server = postgres_server
     server.create_database("dagster")
     catalog = "postgres:" + server.create_database("lake")
     for name, value in {"DAGSTER_HOME": str(home), "SPBE_EXECUTOR": "multiprocess",
@@ -114,7 +90,7 @@ def test_the_daemon_on_postgres_runs_the_sensors_run_which_publishes_to_ducklake
         assert [(r["runId"], r["status"]) for r in web_runs] == [(run.run_id, "SUCCESS")]
     finally:
         for proc in (daemon, web, code):
-            _stop(proc)
+            stop(proc)
 
     manifest = json.loads(paths.published_manifest.read_text())
     assert manifest["run_id"] == run.run_id  # rebuilt and published by the daemon's run
