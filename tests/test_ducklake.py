@@ -1,7 +1,8 @@
 """SPBE_WAREHOUSE=ducklake against a real PostgreSQL catalog (Debian's server, started here as
 `spbe postgres start` starts it): each publish is one DuckLake snapshot holding exactly the published file's
-marts; `spbe query` attaches the catalog read-only and answers as of an earlier snapshot; nothing is ever
-downloaded (the whole path runs once more with no network at all)."""
+marts; `spbe query`, `spbe export` and the DuckDB CLI attach the catalog read-only, and `--as-of` answers
+from an earlier snapshot; commands at once lose nothing, and nothing is ever downloaded (they run with no
+network at all)."""
 
 import json
 import os
@@ -17,7 +18,7 @@ import duckdb
 import pytest
 
 from dagster_project import cli
-from dagster_project.lib import ducklake
+from dagster_project.lib import ducklake, extensions
 from tests.conftest import land_files
 from tests.events import submission
 
@@ -85,6 +86,24 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
     with pytest.raises(SystemExit, match="no DuckLake snapshot as of 2020-01-01T23:59:59.999999[+]07:00"):
         cli.main(["query", "--as-of", "2020-01-01", index])
 
+    # An export reads the catalog too: a CSV folder with the institution's rows and an about file.
+    assert cli.main(["export", "fct_index", "--institution", "73.17", "--format", "csv", "--out",
+                     str(tmp_path / "export")]) == 0
+    exported = (tmp_path / "export" / "fct_index.csv").read_text(encoding="utf-8").splitlines()
+    assert len(exported) > 1 and all("73.17" in line for line in exported[1:])
+    assert (tmp_path / "export" / "about.csv").exists()
+    capsys.readouterr()
+
+    # The DuckDB CLI from PyPI (the wheels' version) attaches it read-only with the wheels' extension files,
+    # as the README shows.
+    install = "; ".join(f"INSTALL '{extensions.wheel_file(name)}'; LOAD {name}" for name in ("ducklake", "postgres"))
+    cli_run = subprocess.run([str(Path(sys.executable).parent / "duckdb"), "-csv", "-c",
+                              f"SET autoinstall_known_extensions = false; SET extension_directory = "
+                              f"'{tmp_path / 'cli-extensions'}'; {install}; ATTACH 'ducklake:{catalog}' AS spbe "
+                              f"(READ_ONLY); USE spbe; {index}"], capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert cli_run.returncode == 0 and cli_run.stdout.split() == ["index_value", "4.0"], cli_run.stderr
+
     # A catalog that cannot be reached: the run fails before dbt starts, saying what to do; nothing changes.
     published = paths.published_db.read_bytes()
     monkeypatch.setenv(ducklake.CATALOG_ENV, f"postgres:dbname=spbe user=spbe password=s3cret host={tmp_path}")
@@ -97,18 +116,6 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
     assert "cannot be attached" in message and "spbe postgres start" in message and "s3cret" not in message
     assert paths.published_db.read_bytes() == published
     monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
-
-    # Nothing downloads: the whole path again (land, build, publish, query) with no network at all.
-    offline = ["unshare", "--net", "--"]
-    if shutil.which("unshare") is None or subprocess.run([*offline, "true"], capture_output=True).returncode:
-        pytest.skip("no network namespace here (unshare --net needs root): the offline run is not made")
-    files[0].write_bytes(submission("73.17", level=5))
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}  # the file of the failed run is landed too
-    done = subprocess.run([*offline, str(SPBE), "ingest", str(files[0])], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run([*offline, str(SPBE), "query", "--format", "json", index], env=env, capture_output=True,
-                          text=True)
-    assert done.returncode == 0 and json.loads(done.stdout) == [{"index_value": 5.0}], done.stderr
 
 
 READER = """
@@ -135,13 +142,15 @@ def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_cata
                                                                                       monkeypatch):
     """Three `spbe` commands at once, each in its own process with no network (two land a file each, one
     rebuilds everything), and a fourth process querying the catalog in a loop: every command succeeds, both
-    files are in the last snapshot, every answer comes from one snapshot and no query fails."""
+    files are in the last snapshot, every answer comes from one snapshot and no query fails. With no network
+    namespace (`unshare --net` needs root), the same runs with the network: then it proves no download."""
     paths = copy_of_built
     monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
     monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    offline = ["unshare", "--net", "--"] if subprocess.run(["unshare", "--net", "true"],
-                                                            capture_output=True).returncode == 0 else []
+    # No network at all: an extension that tried to download would fail the command.
+    offline = ["unshare", "--net", "--"] if shutil.which("unshare") and subprocess.run(
+        ["unshare", "--net", "true"], capture_output=True).returncode == 0 else []
     files = [tmp_path / "luwu.json", tmp_path / "pacitan.json"]
     files[0].write_bytes(submission("73.17", level=2))
     files[1].write_bytes(submission("35.01", level=4))
