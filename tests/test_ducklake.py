@@ -123,17 +123,17 @@ import json, os, sys, time
 from pathlib import Path
 from dagster_project.lib import ducklake
 from dagster_project.paths import data_paths
+# One session, as an analyst's: each statement is a transaction of its own, so it reads the newest snapshot.
 lake, stop, answers, errors = ducklake.setting(data_paths()), Path(sys.argv[1]), [], []
+con = ducklake.connect(lake, read_only=True)
 while not stop.exists() or len(answers) < 20:
     try:
-        con = ducklake.connect(lake, read_only=True)
         answers.append(con.execute(
             "select (select value from publish_manifest where key = 'run_id'), count(*), sum(index_value) "
             "from fct_index").fetchone())  # one statement: one snapshot
-        con.close()
     except Exception as e:
         errors.append(repr(e))
-    time.sleep(0.05)
+    time.sleep(0.1)
 print(json.dumps({"answers": answers, "errors": errors}, default=str))
 """
 
