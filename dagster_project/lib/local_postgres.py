@@ -66,12 +66,11 @@ class LocalPostgres:
             for folder in (self.root, self.socket_dir):
                 shutil.chown(folder, "postgres")
         if not cluster.exists():
-            subprocess.run([*self._as_owner(), postgres_bin("initdb"), "-D", str(cluster), "-A", "trust", "-U", USER,
-                            "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+            _run([*self._as_owner(), postgres_bin("initdb"), "-D", str(cluster), "-A", "trust", "-U", USER,
+                  "--no-sync", "-E", "UTF8"])
         if not self.running():
-            subprocess.run([*self._as_owner(), postgres_bin("pg_ctl"), "-D", str(cluster), "-l",
-                            str(self.root / "server.log"), "-w", "-t", "60", "-o",
-                            f"-k {self.socket_dir} -c listen_addresses=''", "start"], check=True, capture_output=True)
+            _run([*self._as_owner(), postgres_bin("pg_ctl"), "-D", str(cluster), "-l", str(self.root / "server.log"),
+                  "-w", "-t", "60", "-o", f"-k {self.socket_dir} -c listen_addresses=''", "start"])
         self.create_database(DATABASE)
         return self
 
@@ -85,5 +84,13 @@ class LocalPostgres:
 
     def stop(self) -> None:
         if self.running():
-            subprocess.run([*self._as_owner(), postgres_bin("pg_ctl"), "-D", str(self.root / "cluster"), "-m", "fast",
-                            "-w", "stop"], check=True, capture_output=True)
+            _run([*self._as_owner(), postgres_bin("pg_ctl"), "-D", str(self.root / "cluster"), "-m", "fast", "-w",
+                  "stop"])
+
+
+def _run(args: list[str]) -> None:
+    """A PostgreSQL tool; its own words when it fails (a folder the server's user cannot enter, a port...)."""
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode:
+        tool = next((Path(a).name for a in args if Path(a).name in ("initdb", "pg_ctl")), args[0])
+        raise RuntimeError(f"{tool} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
