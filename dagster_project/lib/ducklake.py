@@ -29,6 +29,7 @@ import duckdb
 
 from dagster_project.lib import extensions
 from dagster_project.lib.local_postgres import LocalPostgres
+from dagster_project.lib.sql_text import identifier, literal
 from dagster_project.paths import DataPaths
 
 BACKEND_ENV = "SPBE_WAREHOUSE"
@@ -72,23 +73,18 @@ def redacted(text: str) -> str:
     return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
 
 
-def _literal(text: str) -> str:
-    """ATTACH and COMMENT ON take no bound parameters: our settings and dbt's descriptions only."""
-    return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def attach(con: duckdb.DuckDBPyConnection, lake: DuckLakeSetting, read_only: bool,
            as_of: datetime | None = None) -> None:
     """Attach the catalog as ``spbe`` and make it the default database. Read-only attaches may name a moment:
     the snapshot current then (DuckLake time travel)."""
-    options = [f"DATA_PATH {_literal(str(lake.data_path) + '/')}"] if not read_only else ["READ_ONLY"]
+    options = [f"DATA_PATH {literal(str(lake.data_path) + '/')}"] if not read_only else ["READ_ONLY"]
     if as_of is not None:
-        options.append(f"SNAPSHOT_TIME {_literal(as_of.isoformat())}")
-    con.execute(f"ATTACH {_literal('ducklake:' + lake.catalog)} AS {ALIAS} ({', '.join(options)})")
+        options.append(f"SNAPSHOT_TIME {literal(as_of.isoformat())}")
+    con.execute(f"ATTACH {literal('ducklake:' + lake.catalog)} AS {ALIAS} ({', '.join(options)})")
     con.execute(f"USE {ALIAS}")
 
 
@@ -127,7 +123,7 @@ def publish_snapshot(lake: DuckLakeSetting, source_db: Path, tables: Sequence[st
     lake.data_path.mkdir(parents=True, exist_ok=True)
     con = connect(lake, read_only=False)
     try:
-        con.execute(f"ATTACH {_literal(str(source_db))} AS source (READ_ONLY)")
+        con.execute(f"ATTACH {literal(str(source_db))} AS source (READ_ONLY)")
         comments = con.execute(
             "select table_name, null, comment from duckdb_tables() where database_name = 'source' and comment "
             "is not null union all select table_name, column_name, comment from duckdb_columns() "
@@ -137,15 +133,15 @@ def publish_snapshot(lake: DuckLakeSetting, source_db: Path, tables: Sequence[st
             [ALIAS]).fetchall()}
         con.execute("BEGIN")
         for t in tables:
-            con.execute(f"CREATE OR REPLACE TABLE {ALIAS}.main.{_ident(t)} AS "  # noqa: S608
-                        f"SELECT * FROM source.main.{_ident(t)}")
+            con.execute(f"CREATE OR REPLACE TABLE {ALIAS}.main.{identifier(t)} AS "  # noqa: S608
+                        f"SELECT * FROM source.main.{identifier(t)}")
         for table, column, text in comments:
             if table in tables:
-                target = f"TABLE {ALIAS}.main.{_ident(table)}" if column is None else \
-                    f"COLUMN {ALIAS}.main.{_ident(table)}.{_ident(column)}"
-                con.execute(f"COMMENT ON {target} IS {_literal(text)}")
+                target = f"TABLE {ALIAS}.main.{identifier(table)}" if column is None else \
+                    f"COLUMN {ALIAS}.main.{identifier(table)}.{identifier(column)}"
+                con.execute(f"COMMENT ON {target} IS {literal(text)}")
         for t in sorted(existing - set(tables)):
-            con.execute(f"DROP TABLE {ALIAS}.main.{_ident(t)}")
+            con.execute(f"DROP TABLE {ALIAS}.main.{identifier(t)}")
         con.execute("COMMIT")
         return int(con.execute(f"SELECT max(snapshot_id) FROM {ALIAS}.snapshots()").fetchone()[0])  # noqa: S608
     finally:

@@ -27,6 +27,7 @@ import duckdb
 
 from dagster_project.lib.archive import utc_now
 from dagster_project.lib.publish import MANIFEST_TABLE
+from dagster_project.lib.sql_text import identifier
 
 FORMATS = ("csv", "parquet", "xlsx")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -85,8 +86,6 @@ class Written:
     seconds: float
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -157,7 +156,7 @@ def table_selection(con: duckdb.DuckDBPyConnection, table: str, filters: Filters
         params += wanted
     if filters.where:
         where.append(f"({filters.where})")
-    sql = f"select {select} from main.{_ident(table)} t{joins}"  # noqa: S608 (names checked above)
+    sql = f"select {select} from main.{identifier(table)} t{joins}"  # noqa: S608 (names checked above)
     if where:
         sql += " where " + " and ".join(where)
     notes = dict(columns)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.lib.sql_text import literal
+
 # extension -> the package of its wheel (the file inside is named after the extension)
 WHEELS = {"ducklake": "duckdb_extension_ducklake", "postgres": "duckdb_extension_postgres"}
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -62,7 +64,7 @@ def load(con: duckdb.DuckDBPyConnection, extension_dir: Path, extensions: Iterab
     extension_dir.mkdir(parents=True, exist_ok=True)
     with _install_lock(extension_dir):  # two processes installing into one folder would race on the file
         for name in names:
-            con.execute(f"INSTALL {_literal(str(wheel_file(name)))}")  # a no-op once installed
+            con.execute(f"INSTALL {literal(str(wheel_file(name)))}")  # a no-op once installed
     for name in names:
         con.execute(f"LOAD {name}")
 
@@ -74,6 +76,3 @@ def _install_lock(extension_dir: Path):
         yield
 
 
-def _literal(text: str) -> str:
-    """INSTALL takes no bound parameter; the path is the installed wheel's, never outside input."""
-    return "'" + text.replace("'", "''") + "'"

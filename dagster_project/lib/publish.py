@@ -25,6 +25,7 @@ from dagster_project.lib.archive import file_sha256, utc_now, write_atomically
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.reference_files import REFERENCE_TABLES
 from dagster_project.lib.snapshots import save_snapshot
+from dagster_project.lib.sql_text import identifier, literal
 from dagster_project.paths import REFERENCE_DIR, REPO_ROOT, DataPaths
 
 MANIFEST_TABLE = "publish_manifest"
@@ -50,14 +51,8 @@ class PublishResult:
     manifest: dict[str, Any]
 
 
-def _literal(text: str) -> str:
-    """A SQL string literal, for ATTACH and COMMENT ON, which take no bound parameters (our paths and our
-    dbt descriptions only)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def code_version() -> str:
@@ -92,7 +87,7 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
     out = {}
     for t in tables:
         n, checksum = con.execute(
-            f"select count(*), coalesce(sum(hash(t))::hugeint, 0)::varchar from main.{_ident(t)} as t"  # noqa: S608
+            f"select count(*), coalesce(sum(hash(t))::hugeint, 0)::varchar from main.{identifier(t)} as t"  # noqa: S608
         ).fetchone()
         out[t] = {"rows": int(n), "checksum": checksum}
     return out
@@ -104,10 +99,10 @@ def _describe(con: duckdb.DuckDBPyConnection, docs: TableDocs) -> None:
     columns = {(t, c) for t, c in con.execute("select table_name, column_name from duckdb_columns()").fetchall()}
     for table, (description, column_docs) in docs.items():
         if description:
-            con.execute(f"comment on table main.{_ident(table)} is {_literal(description)}")
+            con.execute(f"comment on table main.{identifier(table)} is {literal(description)}")
         for column, text in column_docs:
             if text and (table, column) in columns:
-                con.execute(f"comment on column main.{_ident(table)}.{_ident(column)} is {_literal(text)}")
+                con.execute(f"comment on column main.{identifier(table)}.{identifier(column)} is {literal(text)}")
 
 
 def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], inputs: dict[str, Any],
@@ -117,9 +112,9 @@ def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], i
     try:
         if not tables:
             raise ValueError("no mart tables to publish")
-        con.execute(f"attach {_literal(str(build_db))} as build (read_only)")
+        con.execute(f"attach {literal(str(build_db))} as build (read_only)")
         for t in tables:
-            con.execute(f"create table main.{_ident(t)} as select * from build.main.{_ident(t)} order by all")  # noqa: S608
+            con.execute(f"create table main.{identifier(t)} as select * from build.main.{identifier(t)} order by all")  # noqa: S608
         con.execute("detach build")
         manifest = {
             "run_id": run_id,
