@@ -84,6 +84,21 @@ class DataPaths:
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 
+    @property
+    def postgres(self) -> Path:
+        """`spbe postgres start`'s server: the default DuckLake catalog (lib/ducklake.py)."""
+        return self.root / "postgres"
+
+    @property
+    def ducklake_files(self) -> Path:
+        """The DuckLake catalog's Parquet files, unless SPBE_DUCKLAKE_DATA_PATH names another folder."""
+        return self.root / "ducklake"
+
+    @property
+    def duckdb_extensions(self) -> Path:
+        """Where DuckDB extensions are installed from their wheels (lib/extensions.py)."""
+        return self.state / "duckdb_extensions"
+
     def lake_dataset(self, dataset: str) -> Path:
         return self.lake / dataset
 

@@ -94,7 +94,7 @@ def test_the_daemon_on_postgres_runs_the_sensors_run_which_publishes_to_ducklake
 
     manifest = json.loads(paths.published_manifest.read_text())
     assert manifest["run_id"] == run.run_id  # rebuilt and published by the daemon's run
-    with ducklake.connect(ducklake.DuckLakeSetting(catalog, paths.root / "ducklake", paths.state / "ext")) as con:
+    with ducklake.connect(ducklake.setting(paths)) as con:
         snapshot = con.execute("select max(snapshot_id) from spbe.snapshots()").fetchone()[0]
         published_by = con.execute("select value ->> '$' from publish_manifest where key = 'run_id'").fetchone()
         landed = con.execute("select status from fct_ingest_log where original_name = 'luwu.json'").fetchall()

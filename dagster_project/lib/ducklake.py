@@ -48,7 +48,7 @@ def backend() -> str:
 
 def local_server(paths: DataPaths) -> LocalPostgres:
     """The PostgreSQL server `spbe postgres start` runs for this data directory."""
-    return LocalPostgres(paths.root / "postgres")
+    return LocalPostgres(paths.postgres)
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ class DuckLakeSetting:
 
 def setting(paths: DataPaths) -> DuckLakeSetting:
     catalog = os.environ.get(CATALOG_ENV) or f"postgres:{local_server(paths).dsn}"
-    data_path = Path(os.environ.get(DATA_PATH_ENV) or paths.root / "ducklake").resolve()
-    return DuckLakeSetting(catalog, data_path, paths.state / "duckdb_extensions")
+    data_path = Path(os.environ.get(DATA_PATH_ENV) or paths.ducklake_files).resolve()
+    return DuckLakeSetting(catalog, data_path, paths.duckdb_extensions)
 
 
 def redacted(text: str) -> str:
