@@ -190,10 +190,9 @@ def published(built_warehouse):
 # exports on small files), for the inner loop. `make test` runs everything.
 SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "webserver", "browser",
                  "postgres_server"}
-SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli", "test_commands_at_once",
-                "test_dbt_unit_tests", "test_definitions", "test_entry_points", "test_event_path", "test_inbox",
-                "test_moving_data_dir", "test_pipeline", "test_postgres", "test_sources", "test_webserver",
-                "test_windows"}
+SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli", "test_dbt_unit_tests",
+                "test_definitions", "test_entry_points", "test_event_path", "test_inbox", "test_moving_data_dir",
+                "test_pipeline", "test_postgres", "test_sources", "test_webserver", "test_windows"}
 
 
 # The order test files are handed to workers (`--dist loadfile` takes them in collection order): the longest
@@ -201,7 +200,7 @@ SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli",
 # the one that builds the shared warehouse; the next need none, so the other workers start at once. Order
 # only: a file not named here runs after these, in the usual order.
 LONGEST_FIRST = ("test_scorecards", "test_bench", "test_sources", "test_ducklake", "test_event_path",
-                 "test_entry_points", "test_commands_at_once", "test_moving_data_dir", "test_inbox",
+                 "test_entry_points", "test_moving_data_dir", "test_inbox",
                  "test_resource_faults", "test_crash", "test_postgres", "test_blocking", "test_readers",
                  "test_bad_inputs", "test_idempotency", "test_batch_landing", "test_export", "test_injection",
                  "test_secondary")

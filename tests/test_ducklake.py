@@ -140,10 +140,13 @@ print(json.dumps({"answers": answers, "errors": errors}, default=str))
 
 def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_catalog(copy_of_built, catalog, tmp_path,
                                                                                       monkeypatch):
-    """Three `spbe` commands at once, each in its own process with no network (two land a file each, one
-    rebuilds everything), and a fourth process querying the catalog in a loop: every command succeeds, both
-    files are in the last snapshot, every answer comes from one snapshot and no query fails. With no network
-    namespace (`unshare --net` needs root), the same runs with the network: then it proves no download."""
+    """Three `spbe` commands at once, each in its own process with no network and a plain PATH (the environment
+    not activated: dbt runs in process, found beside the running Python), two landing files, one rebuilding
+    everything, and a fourth process querying the catalog in a loop: every command succeeds, both good files
+    are in the last snapshot, every answer comes from one snapshot and no query fails. Each landing command
+    reports its own files only and exits 1 only for its own refused file (defect 7: each printed the other's
+    files, and one exited 1 for the other's quarantined file). With no network namespace (`unshare --net` needs
+    root), the same runs with the network: then it proves no download."""
     paths = copy_of_built
     monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
     monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
@@ -151,9 +154,10 @@ def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_cata
     # No network at all: an extension that tried to download would fail the command.
     offline = ["unshare", "--net", "--"] if shutil.which("unshare") and subprocess.run(
         ["unshare", "--net", "true"], capture_output=True).returncode == 0 else []
-    files = [tmp_path / "luwu.json", tmp_path / "pacitan.json"]
+    files = [tmp_path / "luwu.json", tmp_path / "pacitan.json", tmp_path / "bad.json"]
     files[0].write_bytes(submission("73.17", level=2))
     files[1].write_bytes(submission("35.01", level=4))
+    files[2].write_bytes(b"not json")
     lake = ducklake.setting(paths)  # the catalog's first snapshot, before the reader starts: what is published
     ducklake.publish_snapshot(lake, paths.published_db, [*json.loads(paths.published_manifest.read_text())["tables"],
                                                          "publish_manifest"])
@@ -161,15 +165,19 @@ def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_cata
     reader = subprocess.Popen([*offline, sys.executable, "-c", READER, str(stop)], env=env, stdout=subprocess.PIPE,
                               text=True)
     try:
-        commands = [subprocess.Popen([*offline, str(SPBE), *args], env=env, stdout=subprocess.PIPE,
+        plain = {**env, "PATH": "/usr/bin:/bin"}
+        commands = [subprocess.Popen([*offline, str(SPBE), *args], env=plain, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-                    for args in (["ingest", str(files[0])], ["ingest", str(files[1])], ["build", "--force"])]
+                    for args in (["ingest", str(files[0])], ["ingest", str(files[1]), str(files[2])],
+                                 ["build", "--force"])]
         outcomes = [c.communicate(timeout=600) for c in commands]
     finally:
         stop.touch()
         out, _ = reader.communicate(timeout=120)
-    for command, (_, err) in zip(commands, outcomes, strict=True):
-        assert command.returncode == 0, err
+    assert [c.returncode for c in commands] == [0, 1, 0], [err for _, err in outcomes]
+    (luwu, _), (pacitan, _), _ = outcomes
+    assert "luwu.json: loaded" in luwu and "pacitan.json" not in luwu and "bad.json" not in luwu
+    assert "pacitan.json: loaded" in pacitan and "bad.json: quarantined" in pacitan and "luwu.json" not in pacitan
     result = json.loads(out)
     assert result["errors"] == []
     per_run: dict[str, tuple] = {}

@@ -1,7 +1,8 @@
 """Dagster's standard entry points work from the repository root with a plain PATH, the environment not
 activated: `dagster dev` and `spbe ui` (which runs `dg dev` and the warm worker) load the code location under
 the one name `spbe_monitor`, and Ctrl-C stops everything `spbe ui` started. A run started from a plain PATH,
-dbt included: test_two_commands_at_once_each_report_their_own_files in test_event_path.py."""
+dbt included: test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_catalog in
+test_ducklake.py."""
 
 import contextlib
 import json

@@ -1,8 +1,9 @@
 """The event path: one exact way from a dropped file to published data.
 
 Each defect found on the earlier design has its test here or beside it (long names, slow writers, a landing
-during a build, demo samples landed again, odd inbox entries, a UI start that launched runs; two commands
-and killed ones: test_commands_at_once.py; a data directory that moves: test_moving_data_dir.py), with the
+during a build, demo samples landed again, odd inbox entries, a UI start that launched runs, the claims of a
+command that died; two commands at once: test_ducklake.py; a killed command and one waiting for its build
+lock: reliability/test_crash.py; a data directory that moves: test_moving_data_dir.py), with the
 rules that replaced it: the ingest log is the commit log, a build publishes exactly the log position it
 read, and nothing moves without new data.
 """
@@ -17,6 +18,7 @@ import time
 import dagster as dg
 import duckdb
 
+from dagster_project import cli
 from dagster_project.defs.sensors import reference_sensor, release_source_sensor
 from dagster_project.defs.update import STEP
 from dagster_project.lib.inbox import PROCESSING, open_for_writing
@@ -27,19 +29,31 @@ from tests.events import published_rows, run_requested, submission, tick
 
 # ---- the inbox ------------------------------------------------------------------------------------------------
 
-def test_a_name_too_long_to_prefix_lands_beside_a_good_file(copy_of_built):
+def test_a_long_name_a_good_file_and_the_claim_of_a_command_that_died_land_together(copy_of_built, tmp_path,
+                                                                                     capsys):
     """Defect 1: a claim renamed the file to <uuid>__<name>, past the 255-byte limit, and the batch failed for
-    ever. Claims are now named by a random id; the name stays in the log."""
+    ever; claims are now named by a random id, and the name stays in the log. Defect 6: `spbe ingest` killed
+    after claiming left the file in .processing/ for ever without a daemon; every entry point returns the
+    claims of dead processes, and `spbe build` (here in this process) lands them with what waits in the inbox."""
     paths = copy_of_built
     long_name = "laporan_" + "x" * 238 + ".json"  # 251 bytes: fits the file system, not with a prefix
     (paths.inbox / long_name).write_bytes(submission("73.17"))
     (paths.inbox / "good.json").write_bytes(submission("12.25"))
-    with dg.DagsterInstance.ephemeral() as instance:
-        (request,) = tick(instance).run_requests
-        assert run_requested(instance, request).success
+    orphan = tmp_path / "orphan.json"
+    orphan.write_bytes(submission("35.01", level=5))
+    died = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                           "from dagster_project.lib.inbox import claim_copy; "
+                           "claim_copy(Path(sys.argv[1]), Path(sys.argv[2]), 'orphan.json')",
+                           str(paths.inbox), str(orphan)], check=True)
+    assert died.returncode == 0 and list((paths.inbox / PROCESSING).rglob("*.name"))
+
+    assert cli.main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{name}: loaded" in out for name in (long_name, "good.json", "orphan.json")), out
     lines = {line["original_name"]: line["status"] for line in read_lines(paths.ingest_log)}
-    assert lines[long_name] == "loaded" and lines["good.json"] == "loaded"
+    assert lines[long_name] == lines["good.json"] == lines["orphan.json"] == "loaded"
     assert [p.name for p in paths.inbox.iterdir() if p.name != PROCESSING] == []
+    assert not [p for p in (paths.inbox / PROCESSING).rglob("*") if p.is_file()]
     assert published_rows(paths, "select count(*) from fct_ingest_log where original_name = ?", [long_name]) == [(1,)]
 
 

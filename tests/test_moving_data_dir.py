@@ -3,21 +3,21 @@ not: the views read the data directory through relative paths, and anything else
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from dagster_project import cli
 from dagster_project.lib.warehouse import plan_build, read_manifest
 from dagster_project.paths import DataPaths
 from tests.conftest import run_update
-from tests.events import SPBE, published_rows, run_requested, submission, tick
+from tests.events import published_rows, run_requested, submission, tick
 
 # ---- a data directory that moves (copied, or moved with mv) ----------------------------------------------------
 
 def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbox(built_warehouse, tmp_path,
-                                                                                  monkeypatch):
+                                                                                  monkeypatch, capsys):
     """Issue "a data directory that can move": the views of the build database read the data directory
     through a relative path, so a copied or moved directory reads its own files. The copy gets a file
     through the sensor's own run request (as the daemon runs it, a partial rebuild); the same directory,
@@ -41,18 +41,20 @@ def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbo
     monkeypatch.setenv("SPBE_DATA_DIR", str(moved.root))
     source = tmp_path / "luwu_5.json"
     source.write_bytes(submission("73.17", level=5))
-    done = subprocess.run([SPBE, "ingest", str(source)], capture_output=True, text=True, env=os.environ.copy())
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("PATH", os.environ["PATH"])  # restored after: the command puts the venv first
+    assert cli.main(["ingest", str(source)]) == 0  # `spbe ingest`, in this process
+    assert "luwu_5.json: loaded" in capsys.readouterr().out
     assert published_rows(moved, "select original_name, is_current from fct_ingest_log where original_name like "
                                  "'luwu_%' order by seq") == [("luwu_4.json", False), ("luwu_5.json", True)]
     assert published_rows(moved, "select index_value from fct_index where source = 'computed' and "
                                  "institution_id = '73.17' and stage = 'final'") == [(5.0,)]
     assert read_manifest(moved.published_manifest)["data_dir"] == str(moved.root)
-    doctor = subprocess.run([SPBE, "doctor"], capture_output=True, text=True, env=os.environ.copy())
-    assert doctor.returncode == 0 and "all agree" in doctor.stdout, doctor.stdout
+    assert cli.main(["doctor"]) == 0
+    assert "all agree" in capsys.readouterr().out
 
 
-def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_published(copy_of_built):
+def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_published(copy_of_built, monkeypatch,
+                                                                                    capsys):
     from dagster_project.lib.warehouse import absolute_source_paths
 
     paths = copy_of_built
@@ -61,8 +63,9 @@ def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_publish
         con.execute("create or replace view staging.stg_state__ingest_log as " + view)
     assert absolute_source_paths(paths.build_db) == [f"staging.stg_state__ingest_log reads {paths.ingest_log}"]
     assert plan_build(paths).mode == "full"
-    doctor = subprocess.run([SPBE, "doctor"], capture_output=True, text=True, env=os.environ.copy())
-    assert doctor.returncode == 1 and "reads files by absolute path" in doctor.stdout
+    monkeypatch.setenv("PATH", os.environ["PATH"])
+    assert cli.main(["doctor"]) == 1
+    assert "reads files by absolute path" in capsys.readouterr().out
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_update(instance).success  # the full build writes the view anew, relative
     assert absolute_source_paths(paths.build_db) == []

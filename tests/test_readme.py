@@ -57,3 +57,21 @@ def test_the_glossary_lists_every_code_in_the_published_marts(published):
             if unknown:
                 missing[f"{table}.{column}"] = sorted(unknown)
     assert not missing
+
+
+def test_every_test_the_docs_name_exists_in_the_file_they_name():
+    """docs/reliability.md and the other pages cite tests as `tests/<file>.py::<name>` (a bare `::<name>`
+    after it means the same file): a test merged or moved must take its citations along."""
+    defined: dict[str, set[str]] = {}
+    for path in (REPO_ROOT / "tests").rglob("test_*.py"):
+        for name in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M):
+            defined.setdefault(name, set()).add(path.relative_to(REPO_ROOT).as_posix())
+    wrong = []
+    for doc in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            file = None
+            for cited_file, name in re.findall(r"(tests/[\w/]+\.py)?::(test_\w+)", line):
+                file = cited_file or file
+                if file not in defined.get(name, set()):
+                    wrong.append(f"{doc.name}:{number}: {file}::{name}")
+    assert wrong == []

@@ -1,6 +1,6 @@
 """Promise: a run killed with SIGKILL (an OOM kill, a pulled plug) during the dbt build or during publish
 leaves the published warehouse intact and queryable, loses no received file, leaves no build lock behind,
-and the next run completes; the killed runs are marked failed.
+blocks no command waiting for the build lock, and the next run completes; the killed runs are marked failed.
 
 Each run is the real `spbe` command in its own process group, killed whole at the moment the phase is seen.
 dbt runs inside the `spbe` process (in a thread), so "during the dbt build" is: the process holds the build
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project import cli
 from dagster_project.lib.archive import file_sha256
 from dagster_project.lib.ingest_log import read_lines
 from dagster_project.lib.warehouse import build_lock
 from dagster_project.paths import DataPaths
+from tests.events import submission
 from tests.reliability.conftest import SPBE
 
 
@@ -59,8 +61,8 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _kill_when(proc: subprocess.Popen, seen, what: str, timeout: float = 240) -> None:
-    """SIGKILL the whole process group as soon as ``seen()`` is true; fail if the run ends first."""
+def _wait_for(seen, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
+    """Until ``seen()`` is true; fail if ``proc`` ends first."""
     deadline = time.monotonic() + timeout
     while not seen():
         if proc.poll() is not None:
@@ -69,9 +71,16 @@ def _kill_when(proc: subprocess.Popen, seen, what: str, timeout: float = 240) ->
             os.killpg(proc.pid, signal.SIGKILL)
             raise AssertionError(f"no {what} within {timeout} s")
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+
+
+def _kill_when(proc: subprocess.Popen, seen, what: str, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the whole process group as soon as ``seen()`` is true (SIGKILL: and wait for it to end;
+    SIGSTOP: it stays as it is, its locks held, until killed); fail if the run ends first."""
+    _wait_for(seen, proc, what)
+    os.killpg(proc.pid, sig)
+    if sig == signal.SIGKILL:
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
 
 
 def _assert_intact(paths: DataPaths, sha: str, manifest: dict) -> None:
@@ -81,8 +90,10 @@ def _assert_intact(paths: DataPaths, sha: str, manifest: dict) -> None:
             assert con.execute(f'select count(*) from "{table}"').fetchone()[0] == expected["rows"], table  # noqa: S608
 
 
-def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case):
+def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case, tmp_path, monkeypatch, capsys):
     paths, env, received, new_sha = cli_case.paths, cli_case.env, cli_case.received, cli_case.sha256
+    waiting_file = tmp_path / "waiting.json"
+    waiting_file.write_bytes(submission("12.25", level=4))
     published_sha = file_sha256(paths.published_db)
     manifest = json.loads(paths.published_manifest.read_text())
     partials = lambda: list(paths.published_db.parent.glob(f".{paths.published_db.name}.*.partial"))  # noqa: E731
@@ -106,27 +117,40 @@ def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case)
     assert [line["status"] for line in landed] == ["loaded"]
     assert (paths.archive / f"{new_sha}.json").read_bytes() == cli_case.content
 
-    # 2. The next run is killed during publish, while its partial file is being written.
+    # 2. The next run is stopped during publish, while its partial file is being written; a second command lands
+    # a file meanwhile and waits for the build lock; the stopped run is then killed. The waiting command takes
+    # the lock at once and publishes both the first file and its own (a file landed during another build was
+    # once never published, and a command waiting on a killed run once waited for ever).
     run = _start(["build"], env)
-    _kill_when(run, lambda: bool(partials()), "publish")
+    _kill_when(run, lambda: bool(partials()), "publish", signal.SIGSTOP)
     second_run = _lock_holder(paths)["run_id"]  # publish runs under the build lock
     assert second_run != first_run
-    with build_lock(paths, "probe", timeout=5):
-        pass
-    _assert_intact(paths, published_sha, manifest)
-
-    # 3. The run after that completes, publishes the new file's data, and clears what the kills left.
-    done = subprocess.run([str(SPBE), "build"], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    # the run killed during publish is marked failed by the next command (the first one was marked by the second)
-    assert f"run {second_run} was left unfinished by a process that died: marked failed" in done.stderr
+    waiting = _start(["ingest", str(waiting_file)], env)
+    _wait_for(lambda: any(line["original_name"] == waiting_file.name for line in read_lines(paths.ingest_log)),
+              waiting, "the waiting command's landing")
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    _assert_intact(paths, published_sha, manifest)  # (the waiting command needs seconds to build before it publishes)
+    out, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, out
+    assert f"{waiting_file.name}: loaded" in out
     assert file_sha256(paths.published_db) != published_sha
+    assert json.loads(paths.published_manifest.read_text())["run_id"] not in (first_run, second_run)
+
+    # 3. The next command marks the run killed during publish failed (the first one was marked by the second).
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
+    monkeypatch.setenv("PATH", os.environ["PATH"])  # restored after: the command puts the venv first
+    assert cli.main(["ingest", "--no-build", str(waiting_file)]) == 0  # in this process: a duplicate, landed only
+    assert f"run {second_run} was left unfinished by a process that died: marked failed" in capsys.readouterr().err
     assert partials() == [] and not list(paths.inbox.rglob("*.json"))
     assert _lock_holder(paths) is None
     with duckdb.connect(str(paths.published_db), read_only=True) as con:
         rows = con.execute("select count(*) from fct_submission_revisions where institution_id = '32.11' "
                            "and year = 2023 and stage = 'final' and is_current").fetchone()[0]
-    assert rows == 1
+        landed = con.execute("select original_name from fct_ingest_log where status = 'loaded' and original_name "
+                             "in (?, ?) order by 1", [received.name, waiting_file.name]).fetchall()
+    assert rows == 1 and landed == sorted([(received.name,), (waiting_file.name,)])
 
     import dagster as dg
 
