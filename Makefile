@@ -57,7 +57,7 @@ clients: $(UV)
 # busy); a test file stays on one worker, so its module fixtures are built once. The shared warehouse is built
 # once per run, by the first worker to need it (tests/conftest.py).
 test: install postgres chromium clients
-	$(VENV)/bin/pytest -n 3 --dist loadfile
+	$(VENV)/bin/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: the tests that build no warehouse and start no server (about 30 s on 2 cores).
 test-fast: install

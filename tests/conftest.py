@@ -14,6 +14,7 @@ import pytest
 from dagster_project.paths import REPO_ROOT, DataPaths
 
 VENV_BIN = Path(sys.executable).parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -176,6 +177,21 @@ def postgres_server():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's package, driven by Playwright from PyPI), one per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed: `make test` installs Debian's chromium package (as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
 def published(built_warehouse):
     import duckdb
@@ -195,15 +211,16 @@ SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli",
                 "test_pipeline", "test_postgres", "test_sources", "test_webserver", "test_windows"}
 
 
-# The order test files are handed to workers (`--dist loadfile` takes them in collection order): the longest
-# first, so that no worker is left running one alone at the end (measured: 80 s of a 400 s run). The first is
-# the one that builds the shared warehouse; the next need none, so the other workers start at once. Order
-# only: a file not named here runs after these, in the usual order.
+# The order test files are handed to workers (`make test` passes `--no-loadscope-reorder`: by default xdist
+# hands out the files with the most tests first, whatever their length): the longest first, so that no worker
+# is left running one alone at the end (measured: 80 s of a 400 s run). The first builds the shared
+# warehouse; the next two need none, so the other workers start at once. Order only: a file not named here
+# runs after these, in the usual order.
 LONGEST_FIRST = ("test_scorecards", "test_bench", "test_sources", "test_ducklake", "test_event_path",
-                 "test_entry_points", "test_moving_data_dir", "test_inbox",
-                 "test_resource_faults", "test_crash", "test_postgres", "test_blocking", "test_readers",
-                 "test_bad_inputs", "test_idempotency", "test_batch_landing", "test_export", "test_injection",
-                 "test_secondary")
+                 "test_entry_points", "test_resource_faults", "test_inbox", "test_crash", "test_postgres",
+                 "test_bad_inputs", "test_moving_data_dir", "test_blocking", "test_readers", "test_batch_landing",
+                 "test_injection", "test_idempotency", "test_export", "test_definitions", "test_secondary",
+                 "test_submissions", "test_webserver")
 
 
 def pytest_collection_modifyitems(config, items):
