@@ -160,37 +160,31 @@ def test_a_duplicate_starts_no_build_and_writes_no_snapshot(copy_of_built):
     assert read_lines(paths.ingest_log)[-1]["status"] == "duplicate"
 
 
-def test_an_incomplete_revision_never_replaces_a_complete_one(copy_of_built):
-    """Defect 2's other half: coverage is only a warning, so half a file became the current revision."""
+def test_an_incomplete_revision_never_replaces_a_complete_one_and_a_full_build_agrees(copy_of_built):
+    """Defect 2's other half: coverage is only a warning, so half a file became the current revision. And the
+    event path rebuilds only what a batch affects: a full build of the same log must agree, mart by mart, row by
+    row (checksums of every published table)."""
     paths = copy_of_built
     batch = {"complete.json": submission("73.17", level=3),
              "incomplete.json": submission("73.17", level=1, drop_rows=23),  # later, but half a file
              "first_of_12.25.json": submission("12.25", level=1, drop_rows=23)}  # no complete one yet: it counts
     for name, content in batch.items():
         (paths.inbox / name).write_bytes(content)
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert run_update(instance, inbox_files=list(batch)).success
-    effect = {line["original_name"]: line["takes_effect"] for line in read_lines(paths.ingest_log)
-              if line["original_name"] in batch}
-    assert effect == {"complete.json": True, "incomplete.json": False, "first_of_12.25.json": True}
-    rows = published_rows(paths, "select original_name, coverage < 1, is_current from fct_submission_revisions "
-                                 "where year = 2024 and stage = 'final' and institution_id in ('73.17', '12.25') "
-                                 "order by institution_id desc, revision")
-    assert rows == [("complete.json", False, True), ("incomplete.json", True, False),
-                    ("first_of_12.25.json", True, True)]
-    assert published_rows(paths, "select index_value from fct_index where source = 'computed' and "
-                                 "institution_id = '73.17' and stage = 'final'") == [(3.0,)]
-
-
-def test_a_partial_build_and_a_full_build_publish_identical_marts(copy_of_built):
-    """The event path rebuilds only what a file affects; a full build of the same log must agree, mart by
-    mart, row by row (checksums of every published table)."""
-    paths = copy_of_built
-    (paths.inbox / "luwu.json").write_bytes(submission("73.17", level=4))
     (paths.inbox / "bad.json").write_bytes(b"{}")
     with dg.DagsterInstance.ephemeral() as instance:
-        assert run_update(instance, inbox_files=["luwu.json", "bad.json"]).success
+        assert run_update(instance, inbox_files=[*batch, "bad.json"]).success
         partial = read_manifest(paths.published_manifest)
+        effect = {line["original_name"]: line["takes_effect"] for line in read_lines(paths.ingest_log)
+                  if line["original_name"] in batch}
+        assert effect == {"complete.json": True, "incomplete.json": False, "first_of_12.25.json": True}
+        rows = published_rows(paths, "select original_name, coverage < 1, is_current from fct_submission_revisions "
+                                     "where year = 2024 and stage = 'final' and institution_id in ('73.17', '12.25') "
+                                     "order by institution_id desc, revision")
+        assert rows == [("complete.json", False, True), ("incomplete.json", True, False),
+                        ("first_of_12.25.json", True, True)]
+        assert published_rows(paths, "select index_value from fct_index where source = 'computed' and "
+                                     "institution_id = '73.17' and stage = 'final'") == [(3.0,)]
+
         assert run_update(instance, full_build=True).success
         full = read_manifest(paths.published_manifest)
     assert partial["log_position"] == full["log_position"]
@@ -202,7 +196,7 @@ def test_samples_land_into_an_empty_warehouse_only(copy_of_built):
     paths = copy_of_built
     (paths.inbox / "sumedang_fix.json").write_bytes(submission("32.11", level=1))
     with dg.DagsterInstance.ephemeral() as instance:
-        assert run_update(instance, inbox_files=["sumedang_fix.json"]).success
+        assert run_update(instance, inbox_files=["sumedang_fix.json"], build=False).success  # landed only
         samples_before = sum(line["source"] == "sample" for line in read_lines(paths.ingest_log))
         assert samples_before == 11
         assert run_update(instance, changed_releases=True, samples="if_empty").success  # what `spbe build` asks
