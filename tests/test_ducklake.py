@@ -54,18 +54,16 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
     monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
     monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
     lake = ducklake.setting(paths)
-    files = [tmp_path / "luwu.json", tmp_path / "luwu_fix.json"]
-    files[0].write_bytes(submission("73.17", level=2))
-    files[1].write_bytes(submission("73.17", level=4))
-
+    # The catalog's first snapshot: what the copied warehouse had published (Kab. Sumedang's 2024 final: 4.5075).
+    first = ducklake.publish_snapshot(lake, paths.published_db, [
+        *json.loads(paths.published_manifest.read_text())["tables"], "publish_manifest"])
+    between = datetime.now(UTC)
+    time.sleep(0.05)
+    (tmp_path / "sumedang_fix.json").write_bytes(submission("32.11", level=4))
     with dg.DagsterInstance.ephemeral() as instance:
-        assert land_files(instance, files[:1], build=True).success
-        first = json.loads(paths.published_manifest.read_text())
-        between = datetime.now(UTC)
-        time.sleep(0.05)
-        assert land_files(instance, files[1:], build=True).success
+        assert land_files(instance, [tmp_path / "sumedang_fix.json"], build=True).success
     manifest = json.loads(paths.published_manifest.read_text())
-    assert first["ducklake"]["snapshot_id"] < manifest["ducklake"]["snapshot_id"]
+    assert first < manifest["ducklake"]["snapshot_id"]
     tables = [*manifest["tables"], "publish_manifest"]
     assert marts_differ(paths.published_db, lake, tables) == {}  # the file and the snapshot: the same rows
     with ducklake.connect(lake) as con:
@@ -76,21 +74,22 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
         with pytest.raises(duckdb.Error, match="read.only|READ_ONLY|read-only"):
             con.execute("delete from fct_index")
 
-    index = "select index_value from fct_index where source = 'computed' and institution_id = '73.17'"
+    index = ("select index_value from fct_index where source = 'computed' and institution_id = '32.11' and "
+             "year = 2024 and stage = 'final'")
     assert cli.main(["query", "--format", "json", index]) == 0
     assert json.loads(capsys.readouterr().out) == [{"index_value": 4.0}]
     assert cli.main(["query", "--as-of", between.isoformat(), "--format", "json", index]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out) == [{"index_value": 2.0}]  # the snapshot current then
-    assert f"DuckLake snapshot {first['ducklake']['snapshot_id']}" in err
+    assert json.loads(out) == [{"index_value": 4.5075}]  # the snapshot current then
+    assert f"DuckLake snapshot {first}" in err
     with pytest.raises(SystemExit, match="no DuckLake snapshot as of 2020-01-01T23:59:59.999999[+]07:00"):
         cli.main(["query", "--as-of", "2020-01-01", index])
 
     # An export reads the catalog too: a CSV folder with the institution's rows and an about file.
-    assert cli.main(["export", "fct_index", "--institution", "73.17", "--format", "csv", "--out",
+    assert cli.main(["export", "fct_index", "--institution", "32.11", "--format", "csv", "--out",
                      str(tmp_path / "export")]) == 0
     exported = (tmp_path / "export" / "fct_index.csv").read_text(encoding="utf-8").splitlines()
-    assert len(exported) > 1 and all("73.17" in line for line in exported[1:])
+    assert len(exported) > 1 and all("32.11" in line for line in exported[1:])
     assert (tmp_path / "export" / "about.csv").exists()
     capsys.readouterr()
 

@@ -23,7 +23,7 @@ from dagster_project.defs.sensors import reference_sensor, release_source_sensor
 from dagster_project.defs.update import STEP
 from dagster_project.lib.inbox import PROCESSING, open_for_writing
 from dagster_project.lib.ingest_log import read_lines
-from dagster_project.lib.warehouse import plan_build, read_manifest
+from dagster_project.lib.warehouse import absolute_source_paths, plan_build, read_manifest
 from tests.conftest import run_update
 from tests.events import published_rows, run_requested, submission, tick
 
@@ -160,10 +160,14 @@ def test_a_duplicate_starts_no_build_and_writes_no_snapshot(copy_of_built):
     assert read_lines(paths.ingest_log)[-1]["status"] == "duplicate"
 
 
-def test_an_incomplete_revision_never_replaces_a_complete_one_and_a_full_build_agrees(copy_of_built):
-    """Defect 2's other half: coverage is only a warning, so half a file became the current revision. And the
-    event path rebuilds only what a batch affects: a full build of the same log must agree, mart by mart, row by
-    row (checksums of every published table)."""
+def test_an_incomplete_revision_stays_aside_and_a_full_rebuild_forced_by_an_absolute_path_agrees(
+        copy_of_built, monkeypatch, capsys):
+    """Defect 2's other half: coverage is only a warning, so half a file became the current revision. The event
+    path rebuilds only what a batch affects: a full build of the same log must agree, mart by mart, row by row
+    (checksums of every published table). The full build here is one the plan asks for itself: a view of the
+    build database reads a file by absolute path (as a build of the earlier design left it, and as a data
+    directory moved elsewhere would then read another directory's file); `spbe doctor` says so, and the full
+    build writes the view anew, relative."""
     paths = copy_of_built
     batch = {"complete.json": submission("73.17", level=3),
              "incomplete.json": submission("73.17", level=1, drop_rows=23),  # later, but half a file
@@ -185,8 +189,17 @@ def test_an_incomplete_revision_never_replaces_a_complete_one_and_a_full_build_a
         assert published_rows(paths, "select index_value from fct_index where source = 'computed' and "
                                      "institution_id = '73.17' and stage = 'final'") == [(3.0,)]
 
-        assert run_update(instance, full_build=True).success
+        with duckdb.connect(str(paths.build_db)) as con:
+            view = f"select * from read_json_auto('{paths.ingest_log}', format = 'newline_delimited')"  # noqa: S608
+            con.execute("create or replace view staging.stg_state__ingest_log as " + view)
+        assert absolute_source_paths(paths.build_db) == [f"staging.stg_state__ingest_log reads {paths.ingest_log}"]
+        assert plan_build(paths).mode == "full"
+        monkeypatch.setenv("PATH", os.environ["PATH"])  # restored after: the command puts the venv first
+        assert cli.main(["doctor"]) == 1
+        assert "reads files by absolute path" in capsys.readouterr().out
+        assert run_update(instance).success  # no event: the plan's full build
         full = read_manifest(paths.published_manifest)
+    assert absolute_source_paths(paths.build_db) == []
     assert partial["log_position"] == full["log_position"]
     assert partial["tables"] == full["tables"]
 

@@ -1,17 +1,16 @@
 """A data directory that moves (copied, or moved with mv), and build databases that read what they should
-not: the views read the data directory through relative paths, and anything else is rebuilt."""
+not: the views read the data directory through relative paths, and anything else is rebuilt (a view that reads
+a file by absolute path: tests/test_event_path.py, with the full build it causes)."""
 
 import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from dagster_project import cli
 from dagster_project.lib.warehouse import plan_build, read_manifest
 from dagster_project.paths import DataPaths
-from tests.conftest import run_update
 from tests.events import published_rows, run_requested, submission, tick
 
 # ---- a data directory that moves (copied, or moved with mv) ----------------------------------------------------
@@ -51,24 +50,6 @@ def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbo
     assert read_manifest(moved.published_manifest)["data_dir"] == str(moved.root)
     assert cli.main(["doctor"]) == 0
     assert "all agree" in capsys.readouterr().out
-
-
-def test_a_view_that_reads_an_absolute_path_is_noticed_rebuilt_and_never_published(copy_of_built, monkeypatch,
-                                                                                    capsys):
-    from dagster_project.lib.warehouse import absolute_source_paths
-
-    paths = copy_of_built
-    with duckdb.connect(str(paths.build_db)) as con:  # as a build of the earlier design left it
-        view = f"select * from read_json_auto('{paths.ingest_log}', format = 'newline_delimited')"  # noqa: S608
-        con.execute("create or replace view staging.stg_state__ingest_log as " + view)
-    assert absolute_source_paths(paths.build_db) == [f"staging.stg_state__ingest_log reads {paths.ingest_log}"]
-    assert plan_build(paths).mode == "full"
-    monkeypatch.setenv("PATH", os.environ["PATH"])
-    assert cli.main(["doctor"]) == 1
-    assert "reads files by absolute path" in capsys.readouterr().out
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert run_update(instance).success  # the full build writes the view anew, relative
-    assert absolute_source_paths(paths.build_db) == []
 
 
 def test_a_build_database_left_by_other_code_is_rebuilt_whole(copy_of_built):
