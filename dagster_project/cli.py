@@ -250,6 +250,9 @@ def ui(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def stop(*_):
+        from dagster_project.lib.processes import descendants, still_running
+
+        started_here = descendants(os.getpid())  # the servers dg dev started too, in whatever process group
         for name, proc in processes.items():
             if proc.poll() is None:  # `dg dev` stops its servers on what Ctrl-C sends; the worker, on SIGTERM
                 proc.send_signal(stop_signal[name])
@@ -260,6 +263,17 @@ def ui(args: argparse.Namespace) -> int:
         for proc in processes.values():  # what did not stop in time, with everything it started
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        for proc in processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        # Return only once nothing that was started is left: a server outside those groups is killed too, and a
+        # killed process takes a moment to go.
+        for pid in still_running(started_here):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while still_running(started_here) and time.monotonic() < deadline:
+            time.sleep(0.05)
         raise SystemExit(0)
 
     for received in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from dagster_project.cli import UI_STOP_SECONDS
+from dagster_project.lib.processes import descendants, still_running
 from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT
 from tests.conftest import VENV_BIN
 from tests.test_webserver import free_port, graphql
@@ -39,22 +40,11 @@ def locations(url: str) -> list[dict] | None:
     return data["workspaceOrError"]["locationEntries"] if data else None
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process started by ``pid``, however deep (from /proc: no process library needed)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def ignore_sigint():
@@ -128,9 +118,8 @@ def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_
         assert len(started) >= 4, started  # dg dev, its webserver and daemon, the worker
         ui.send_signal(signal.SIGINT)  # Ctrl-C, which spbe ui handles even when started with it ignored
         assert ui.wait(timeout=UI_STOP_SECONDS + 30) == 0, log.read_text()[-3000:]
-        left = {pid for pid in started if Path(f"/proc/{pid}").exists()
-                and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
-        assert not left, f"still running after spbe ui stopped: {left}"
+        left = still_running(started)
+        assert not left, f"still running after spbe ui stopped: {[command_line(pid) for pid in left]}"
         assert "Dagster services shut down." in log.read_text()
     finally:
         for proc, _, _ in servers.values():

@@ -52,3 +52,29 @@ def test_the_private_dagster_apis_we_rely_on_are_in_one_module_and_still_there()
     assert {"RUNNING", "FAILED", "UNKNOWN"} <= {s.name for s in dagster_private.WorkerStatus}
     assert dagster_private.CheckRunHealthResult(dagster_private.WorkerStatus.RUNNING).status.name == "RUNNING"
     assert all(hasattr(dg.DefaultRunLauncher, m) for m in ("launch_run", "check_run_worker_health", "terminate"))
+
+
+def test_descendants_are_found_however_deep_and_are_gone_once_killed():
+    """What `spbe ui` waits for on Ctrl-C: every process it started, a grandchild in a session of its own
+    included; a pid the system later gives to another process is not one of them."""
+    import os
+    import signal
+    import time
+
+    from dagster_project.lib.processes import descendants, still_running
+
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, "
+                               "'-c', 'import time; time.sleep(60)'], start_new_session=True); time.sleep(60)"])
+    deadline = time.monotonic() + 30
+    while not (below := descendants(parent.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = {parent.pid: descendants(os.getpid())[parent.pid], **below}
+    (grandchild,) = below
+    assert still_running(started) == {parent.pid, grandchild}
+    assert still_running({grandchild: "a start time it never had"}) == set()
+    for pid in started:
+        os.kill(pid, signal.SIGKILL)
+    parent.wait()
+    while still_running(started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert still_running(started) == set()

@@ -39,3 +39,37 @@ def owner_is_gone(owner: str) -> bool:
         return False
     now = _start_time(int(pid))
     return now is None or (start != "?" and now != start)
+
+
+def _stats() -> dict[int, list[str]]:
+    """Every process's /proc stat fields after ``pid (name)``: state, ppid, pgrp, ... (Linux; elsewhere empty)."""
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stats[int(stat.parent.name)] = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone while we looked
+    return stats
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every live process started by ``pid``, however deep, whatever its process group or session: {pid: its
+    start time}, so that a pid the system gives to a new process later is not taken for one of these."""
+    stats = _stats()
+    children: dict[int, list[int]] = {}
+    for child, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(child)
+    found, todo = {}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found[child] = stats[child][19]
+                todo.append(child)
+    return found
+
+
+def still_running(processes: dict[int, str]) -> set[int]:
+    """Those of ``processes`` ({pid: start time}, from ``descendants``) that have not ended (a zombie has: it
+    only waits to be reaped)."""
+    return {pid for pid, fields in _stats().items()
+            if processes.get(pid) == fields[19] and fields[0] not in ("Z", "X")}
