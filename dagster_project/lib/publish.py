@@ -96,7 +96,8 @@ def table_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[s
 def _describe(con: duckdb.DuckDBPyConnection, docs: TableDocs) -> None:
     """The dbt YAML's descriptions as table and column comments, so that any client (DBeaver, the CLI's
     duckdb_columns(), `spbe export`) shows what a column means."""
-    columns = {(t, c) for t, c in con.execute("select table_name, column_name from duckdb_columns()").fetchall()}
+    columns = {(t, c) for t, c in con.execute("select table_name, column_name from duckdb_columns() "
+                                              "where database_name = current_database()").fetchall()}
     for table, (description, column_docs) in docs.items():
         if description:
             con.execute(f"comment on table main.{identifier(table)} is {literal(description)}")
@@ -113,9 +114,11 @@ def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], i
         if not tables:
             raise ValueError("no mart tables to publish")
         con.execute(f"attach {literal(str(build_db))} as build (read_only)")
+        # One transaction for the tables, the manifest and the comments: hundreds of statements, each its own
+        # commit otherwise (a comment per column).
+        con.execute("begin")
         for t in tables:
             con.execute(f"create table main.{identifier(t)} as select * from build.main.{identifier(t)} order by all")  # noqa: S608
-        con.execute("detach build")
         manifest = {
             "run_id": run_id,
             "published_at": utc_now(),
@@ -132,6 +135,8 @@ def _write_marts(build_db: Path, target: Path, run_id: str, tables: list[str], i
         con.executemany(f"insert into {MANIFEST_TABLE} values (?, ?)",  # noqa: S608
                         [(k, json.dumps(v)) for k, v in manifest.items()])
         _describe(con, {**docs, MANIFEST_TABLE: (MANIFEST_DESCRIPTION, MANIFEST_COLUMNS)})
+        con.execute("commit")
+        con.execute("detach build")
         con.execute("checkpoint")
     finally:
         con.close()
