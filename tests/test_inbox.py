@@ -178,31 +178,6 @@ def test_spbe_ingest_updates_the_published_marts(built_warehouse, tmp_path, monk
         assert name == "broken.xlsx" and reason.startswith("broken.xlsx: ") and "xlsx_is_zip" in reason
 
 
-def test_a_file_dropped_in_the_inbox_reaches_the_published_marts(built_warehouse, tmp_path, monkeypatch):
-    """The sensor's own run request, executed: one run lands the file, builds what it affects and publishes."""
-    from dagster_project.definitions import defs
-    from dagster_project.defs.update import JOB
-
-    paths = DataPaths(tmp_path / "data")
-    shutil.copytree(built_warehouse[0].root, paths.root)
-    monkeypatch.setenv("SPBE_DATA_DIR", str(paths.root))
-    template = (BUNDLED_DATA_DIR / "templates" / "spbe_submission_template.csv").read_text(encoding="utf-8")
-    filled = template.replace(",,self_assessment,", "73.17,2024,final,").replace(",,,,\n", ",3,,,\n")
-    drop(paths.inbox, "luwu_final_2024.csv", filled.encode())
-    with dg.DagsterInstance.ephemeral() as instance:
-        (request,) = inbox_sensor(dg.build_sensor_context(instance=instance), data_dir=DataDirResource()).run_requests
-        result = defs().resolve_job_def(JOB).execute_in_process(
-            instance=instance, run_config=request.run_config, tags=request.tags)
-        assert result.success
-        built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"submission_files", "fct_index", "published_warehouse", "scorecards"} <= built
-    assert "fct_rankings" not in built  # official results did not change: their marts were not rebuilt
-    with duckdb.connect(str(paths.published_db), read_only=True) as con:
-        rows = con.execute("select source, index_value, predikat, difference_vs_official from fct_index "
-                           "where institution_id = '73.17' and year = 2024 order by source").fetchall()
-    assert rows == [("computed", 3.0, "Baik", 0.4), ("official", 2.6, "Cukup", None)]
-
-
 def test_a_claimed_file_leaves_a_newer_upload_with_the_same_name_alone(data_dir):
     drop(data_dir.inbox, "sumedang.csv", b"version 1")
     ((_, claimed),) = claim_all(data_dir.inbox, ["sumedang.csv"])

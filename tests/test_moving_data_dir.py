@@ -10,7 +10,7 @@ import dagster as dg
 
 from dagster_project import cli
 from dagster_project.lib.warehouse import plan_build, read_manifest
-from dagster_project.paths import DataPaths
+from dagster_project.paths import BUNDLED_DATA_DIR, DataPaths
 from tests.events import published_rows, run_requested, submission, tick
 
 # ---- a data directory that moves (copied, or moved with mv) ----------------------------------------------------
@@ -18,21 +18,28 @@ from tests.events import published_rows, run_requested, submission, tick
 def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbox(built_warehouse, tmp_path,
                                                                                   monkeypatch, capsys):
     """Issue "a data directory that can move": the views of the build database read the data directory
-    through a relative path, so a copied or moved directory reads its own files. The copy gets a file
-    through the sensor's own run request (as the daemon runs it, a partial rebuild); the same directory,
-    then moved with `mv`, gets one through `spbe ingest`."""
+    through a relative path, so a copied or moved directory reads its own files. The copy gets a file (the
+    bundled CSV template, filled in) through the sensor's own run request, as the daemon runs it: one run
+    lands it, rebuilds what it affects and publishes; the same directory, then moved with `mv`, gets one
+    through `spbe ingest`."""
     copied = DataPaths(tmp_path / "copied")
     shutil.copytree(built_warehouse[0].root, copied.root, symlinks=True)
     monkeypatch.setenv("SPBE_DATA_DIR", str(copied.root))
-    (copied.inbox / "luwu_4.json").write_bytes(submission("73.17", level=4))
+    template = (BUNDLED_DATA_DIR / "templates" / "spbe_submission_template.csv").read_text(encoding="utf-8")
+    filled = template.replace(",,self_assessment,", "73.17,2024,final,").replace(",,,,\n", ",3,,,\n")
+    (copied.inbox / "luwu_final_2024.csv").write_text(filled, encoding="utf-8")
     with dg.DagsterInstance.ephemeral() as instance:
         (request,) = tick(instance).run_requests
         result = run_requested(instance, request)
         assert result.success
         built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"fct_ingest_log", "fct_index", "published_warehouse"} <= built and "fct_rankings" not in built
+    assert {"submission_files", "fct_ingest_log", "fct_index", "published_warehouse", "scorecards"} <= built
+    assert "fct_rankings" not in built  # official results did not change: their marts were not rebuilt
     assert published_rows(copied, "select status, is_current from fct_ingest_log where original_name = "
-                                  "'luwu_4.json'") == [("loaded", True)]
+                                  "'luwu_final_2024.csv'") == [("loaded", True)]
+    assert published_rows(copied, "select source, index_value, predikat, difference_vs_official from fct_index "
+                                  "where institution_id = '73.17' and year = 2024 order by source") == [
+        ("computed", 3.0, "Baik", 0.4), ("official", 2.6, "Cukup", None)]
 
     moved = DataPaths(tmp_path / "elsewhere" / "data")
     moved.root.parent.mkdir()
@@ -44,7 +51,7 @@ def test_a_copied_then_moved_data_directory_publishes_what_lands_in_its_own_inbo
     assert cli.main(["ingest", str(source)]) == 0  # `spbe ingest`, in this process
     assert "luwu_5.json: loaded" in capsys.readouterr().out
     assert published_rows(moved, "select original_name, is_current from fct_ingest_log where original_name like "
-                                 "'luwu_%' order by seq") == [("luwu_4.json", False), ("luwu_5.json", True)]
+                                 "'luwu_%' order by seq") == [("luwu_final_2024.csv", False), ("luwu_5.json", True)]
     assert published_rows(moved, "select index_value from fct_index where source = 'computed' and "
                                  "institution_id = '73.17' and stage = 'final'") == [(5.0,)]
     assert read_manifest(moved.published_manifest)["data_dir"] == str(moved.root)
