@@ -29,13 +29,18 @@ from tests.events import published_rows, run_requested, submission, tick
 
 # ---- the inbox ------------------------------------------------------------------------------------------------
 
-def test_a_long_name_a_good_file_and_the_claim_of_a_command_that_died_land_together(copy_of_built, tmp_path,
-                                                                                     capsys):
+def test_a_long_name_a_correction_and_a_dead_commands_claim_land_together_and_no_sample_comes_back(
+        copy_of_built, tmp_path, capsys):
     """Defect 1: a claim renamed the file to <uuid>__<name>, past the 255-byte limit, and the batch failed for
     ever; claims are now named by a random id, and the name stays in the log. Defect 6: `spbe ingest` killed
     after claiming left the file in .processing/ for ever without a daemon; every entry point returns the
-    claims of dead processes, and `spbe build` (here in this process) lands them with what waits in the inbox."""
+    claims of dead processes, and `spbe build` (here in this process) lands them with what waits in the inbox.
+    Defect 4: `spbe build` landed the bundled samples again over a real correction; they land into an empty
+    warehouse only."""
     paths = copy_of_built
+    samples_before = sum(line["source"] == "sample" for line in read_lines(paths.ingest_log))
+    assert samples_before == 11
+    (paths.inbox / "sumedang_fix.json").write_bytes(submission("32.11", level=1))  # a correction of a sample
     long_name = "laporan_" + "x" * 238 + ".json"  # 251 bytes: fits the file system, not with a prefix
     (paths.inbox / long_name).write_bytes(submission("73.17"))
     (paths.inbox / "good.json").write_bytes(submission("12.25"))
@@ -49,12 +54,17 @@ def test_a_long_name_a_good_file_and_the_claim_of_a_command_that_died_land_toget
 
     assert cli.main(["build"]) == 0
     out = capsys.readouterr().out
-    assert all(f"{name}: loaded" in out for name in (long_name, "good.json", "orphan.json")), out
+    assert all(f"{name}: loaded" in out for name in (long_name, "good.json", "orphan.json", "sumedang_fix.json")), out
     lines = {line["original_name"]: line["status"] for line in read_lines(paths.ingest_log)}
-    assert lines[long_name] == lines["good.json"] == lines["orphan.json"] == "loaded"
+    assert lines[long_name] == lines["good.json"] == lines["orphan.json"] == lines["sumedang_fix.json"] == "loaded"
     assert [p.name for p in paths.inbox.iterdir() if p.name != PROCESSING] == []
     assert not [p for p in (paths.inbox / PROCESSING).rglob("*") if p.is_file()]
     assert published_rows(paths, "select count(*) from fct_ingest_log where original_name = ?", [long_name]) == [(1,)]
+    assert sum(line["source"] == "sample" for line in read_lines(paths.ingest_log)) == samples_before
+    assert published_rows(paths, "select original_name, index_value from fct_index join fct_submission_revisions "
+                                 "using (institution_id, year, stage) where source = 'computed' and institution_id "
+                                 "= '32.11' and year = 2024 and stage = 'final' and is_current") == \
+        [("sumedang_fix.json", 1.0)]
 
 
 WRITER = """
@@ -202,22 +212,6 @@ def test_an_incomplete_revision_stays_aside_and_a_full_rebuild_forced_by_an_abso
     assert absolute_source_paths(paths.build_db) == []
     assert partial["log_position"] == full["log_position"]
     assert partial["tables"] == full["tables"]
-
-
-def test_samples_land_into_an_empty_warehouse_only(copy_of_built):
-    """Defect 4: `spbe build --force` landed the bundled samples again over a real correction."""
-    paths = copy_of_built
-    (paths.inbox / "sumedang_fix.json").write_bytes(submission("32.11", level=1))
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert run_update(instance, inbox_files=["sumedang_fix.json"], build=False).success  # landed only
-        samples_before = sum(line["source"] == "sample" for line in read_lines(paths.ingest_log))
-        assert samples_before == 11
-        assert run_update(instance, changed_releases=True, samples="if_empty").success  # what `spbe build` asks
-    assert sum(line["source"] == "sample" for line in read_lines(paths.ingest_log)) == samples_before
-    assert published_rows(paths, "select original_name, index_value from fct_index join fct_submission_revisions "
-                                 "using (institution_id, year, stage) where source = 'computed' and institution_id "
-                                 "= '32.11' and year = 2024 and stage = 'final' and is_current") == \
-        [("sumedang_fix.json", 1.0)]
 
 
 # ---- nothing moves without new data ----------------------------------------------------------------------------
