@@ -112,8 +112,10 @@ def test_a_claim_gives_back_a_file_that_a_writer_opens_again(data_dir):
     assert target.read_bytes() == b"part one, part two"  # back under its name, untouched
 
 
-def test_folders_fifos_links_and_abandoned_temporary_files_are_set_aside_and_logged(copy_of_built):
-    """Defect 8: odd entries stayed in the inbox for ever with no log line, and a FIFO could hang a run."""
+def test_odd_entries_are_set_aside_and_a_refused_file_is_seen_at_once_in_plain_words(copy_of_built):
+    """Defect 8: odd entries (folders, FIFOs, links, abandoned temporary files) stayed in the inbox for ever
+    with no log line, and a FIFO could hang a run. A refused file beside them: its run is tagged with what
+    was refused and which check failed, and the published log says why in plain words, row and rule."""
     paths = copy_of_built
     inbox = paths.inbox
     (inbox / "a folder").mkdir()
@@ -123,12 +125,16 @@ def test_folders_fifos_links_and_abandoned_temporary_files_are_set_aside_and_log
     stale.write_bytes(b"half")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     (inbox / ".fresh.json.part").write_bytes(b"being written")  # a young temporary name stays
+    doc = json.loads(submission("73.17"))
+    doc["rows"][4]["level"] = 9
+    (inbox / "luwu_bad.json").write_text(json.dumps(doc))
     with dg.DagsterInstance.ephemeral() as instance:
         (request,) = tick(instance).run_requests
         assert sorted(request.run_config["ops"][STEP]["config"]["set_aside"]) == \
             [".upload.json.part", "a folder", "link.json", "pipe.csv"]
         result = run_requested(instance, request)
-        assert result.success and instance.get_run_by_id(result.run_id).tags.get("quarantined") == "4"
+        tags = instance.get_run_by_id(result.run_id).tags
+    assert result.success and tags["quarantined"] == "5" and tags["spbe/failed_check"] == "submissions_suite"
     assert sorted(p.name for p in inbox.iterdir()) == [".fresh.json.part", PROCESSING]
     rejected = {line["original_name"]: line["reason"] for line in read_lines(paths.ingest_log)
                 if line["status"] == "rejected"}
@@ -136,22 +142,11 @@ def test_folders_fifos_links_and_abandoned_temporary_files_are_set_aside_and_log
     assert "a FIFO" in rejected["pipe.csv"] and "a symbolic link" in rejected["link.json"]
     assert len(list((paths.quarantine / "set_aside").glob("*.name"))) == 4
     assert published_rows(paths, "select count(*) from fct_ingest_log where status = 'rejected'") == [(4,)]
-
-
-# ---- publishing exactly what was read ---------------------------------------------------------------------------
-
-def test_a_refused_file_is_seen_at_once_in_plain_words_and_tagged_on_its_run(copy_of_built):
-    paths = copy_of_built
-    doc = json.loads(submission("73.17"))
-    doc["rows"][4]["level"] = 9
-    (paths.inbox / "luwu_bad.json").write_text(json.dumps(doc))
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = run_update(instance, inbox_files=["luwu_bad.json"])
-        tags = instance.get_run_by_id(result.run_id).tags
-    assert tags["quarantined"] == "1" and tags["spbe/failed_check"] == "submissions_suite"
     ((reason,),) = published_rows(paths, "select reason from fct_ingest_log where original_name = 'luwu_bad.json'")
     assert reason == "luwu_bad.json: row 5, indicator 5: level 9; level is an integer 1-5"
 
+
+# ---- publishing exactly what was read ---------------------------------------------------------------------------
 
 def test_a_duplicate_starts_no_build_and_writes_no_snapshot(copy_of_built):
     paths = copy_of_built
