@@ -221,6 +221,16 @@ def _child_signals(stop_signal: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, stop_signal)
 
 
+def _still_running_after(processes: dict[int, str], seconds: float) -> set[int]:
+    """Waits until none of ``processes`` (from lib/processes.py: descendants) runs, or ``seconds``; those left."""
+    from dagster_project.lib.processes import still_running
+
+    deadline = time.monotonic() + seconds
+    while (left := still_running(processes)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def ui(args: argparse.Namespace) -> int:
     """`dg dev` (the Dagster webserver and daemon: sensors, schedules, run queue and monitoring) and the warm
     worker, stopped together on Ctrl-C."""
@@ -250,7 +260,7 @@ def ui(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def stop(*_):
-        from dagster_project.lib.processes import descendants, still_running
+        from dagster_project.lib.processes import descendants
 
         started_here = descendants(os.getpid())  # the servers dg dev started too, in whatever process group
         for name, proc in processes.items():
@@ -266,14 +276,12 @@ def ui(args: argparse.Namespace) -> int:
         for proc in processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        # Return only once nothing that was started is left: a server outside those groups is killed too, and a
-        # killed process takes a moment to go.
-        for pid in still_running(started_here):
+        # Return only once nothing that was started is left: a server `dg dev` started in a process group of
+        # its own gets a few seconds to finish stopping, then is killed too.
+        for pid in _still_running_after(started_here, seconds=10):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while still_running(started_here) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _still_running_after(started_here, seconds=5)  # a killed process takes a moment to go
         raise SystemExit(0)
 
     for received in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
