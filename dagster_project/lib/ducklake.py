@@ -73,10 +73,6 @@ def redacted(text: str) -> str:
     return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
 
 
-
-
-
-
 def attach(con: duckdb.DuckDBPyConnection, lake: DuckLakeSetting, read_only: bool,
            as_of: datetime | None = None) -> None:
     """Attach the catalog as ``spbe`` and make it the default database. Read-only attaches may name a moment:

@@ -86,8 +86,6 @@ class Written:
     seconds: float
 
 
-
-
 def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [t for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main' "
                                       "order by table_name").fetchall()]

@@ -74,5 +74,3 @@ def _install_lock(extension_dir: Path):
     with open(extension_dir / ".install.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-

@@ -12,14 +12,21 @@ import os
 import socket
 from pathlib import Path
 
+START = 19  # the start time in clock ticks since boot: /proc/<pid>/stat field 22, index 19 after "pid (name)"
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None if it is gone."""
+
+def _fields(stat: Path) -> list[str] | None:
+    """A process's /proc stat fields after ``pid (name)`` (state, ppid, pgrp, ...), or None if it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time, or None if it is gone."""
+    fields = _fields(Path(f"/proc/{pid}/stat"))
+    return fields[START] if fields else None
 
 
 def owner_of(pid: int | None = None) -> str:
@@ -42,14 +49,9 @@ def owner_is_gone(owner: str) -> bool:
 
 
 def _stats() -> dict[int, list[str]]:
-    """Every process's /proc stat fields after ``pid (name)``: state, ppid, pgrp, ... (Linux; elsewhere empty)."""
-    stats = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stats[int(stat.parent.name)] = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone while we looked
-    return stats
+    """Every live process's stat fields (Linux; elsewhere empty)."""
+    stats = {int(stat.parent.name): _fields(stat) for stat in Path("/proc").glob("[0-9]*/stat")}
+    return {pid: fields for pid, fields in stats.items() if fields}  # (one gone while we looked: left out)
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -63,7 +65,7 @@ def descendants(pid: int) -> dict[int, str]:
     while todo:
         for child in children.get(todo.pop(), []):
             if child not in found:
-                found[child] = stats[child][19]
+                found[child] = stats[child][START]
                 todo.append(child)
     return found
 
@@ -72,4 +74,4 @@ def still_running(processes: dict[int, str]) -> set[int]:
     """Those of ``processes`` ({pid: start time}, from ``descendants``) that have not ended (a zombie has: it
     only waits to be reaped)."""
     return {pid for pid, fields in _stats().items()
-            if processes.get(pid) == fields[19] and fields[0] not in ("Z", "X")}
+            if processes.get(pid) == fields[START] and fields[0] not in ("Z", "X")}

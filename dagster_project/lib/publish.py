@@ -51,10 +51,6 @@ class PublishResult:
     manifest: dict[str, Any]
 
 
-
-
-
-
 def code_version() -> str:
     """The git revision of the code (with '-dirty' when the tree has changes), or SPBE_CODE_VERSION."""
     if os.environ.get("SPBE_CODE_VERSION"):

@@ -125,11 +125,13 @@ def test_a_run_killed_during_dbt_and_then_during_publish_loses_nothing(cli_case,
     _kill_when(run, lambda: bool(partials()), "publish", signal.SIGSTOP)
     second_run = _lock_holder(paths)["run_id"]  # publish runs under the build lock
     assert second_run != first_run
-    waiting = _start(["ingest", str(waiting_file)], env)
-    _wait_for(lambda: any(line["original_name"] == waiting_file.name for line in read_lines(paths.ingest_log)),
-              waiting, "the waiting command's landing")
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait(timeout=30)
+    try:
+        waiting = _start(["ingest", str(waiting_file)], env)
+        _wait_for(lambda: any(line["original_name"] == waiting_file.name for line in read_lines(paths.ingest_log)),
+                  waiting, "the waiting command's landing")
+    finally:  # never leave a stopped process behind, whatever failed
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
     _assert_intact(paths, published_sha, manifest)  # (the waiting command needs seconds to build before it publishes)
     out, _ = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, out
