@@ -23,7 +23,7 @@ def digest(path) -> str:
 
 def release_folder_with(tmp_path, year: int, edit) -> tuple:
     folder = tmp_path / "releases"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     entries = []
     for y in (2023, 2024):
         content = (BUNDLED_RELEASES_DIR / f"spbe_results_{y}.csv").read_text(encoding="utf-8")
@@ -42,16 +42,31 @@ def publish_again(paths, run_id: str, tables: list[str]):
     return publish_marts(paths, run_id, tables, published["log_position"], published["build_fingerprint"])
 
 
-def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untouched(
+def test_a_refused_release_and_an_earlier_release_landed_again_move_no_data_mart(
         copy_of_built, tmp_path, monkeypatch, capsys):
     """A refused release never reaches the lake or a data mart: the earlier release of its year stays current
     and every mart built from official results is unchanged. The refusal itself is published (by design, a
-    quarantined release no longer blocks the build): fct_ingest_log shows the line and its plain reason."""
+    quarantined release no longer blocks the build): fct_ingest_log shows the line and its plain reason.
+    In the same build: a corrected 2024 release landed, then the bundled one landed again (a duplicate), which
+    makes the bundled one current again: the correction shows nowhere, so again no data mart moves."""
+    from dagster_project.lib.ingest import land_release
+    from dagster_project.lib.sources import SourceConfig, list_releases
+
     paths = copy_of_built
     published_before = json.loads(paths.published_manifest.read_text())
+    original = (BUNDLED_RELEASES_DIR / "spbe_results_2024.csv").read_text(encoding="utf-8")
+    banyuwangi = "Pemerintah Kab. Banyuwangi,5.0,4.6,4.18,5.0,4.77,Memuaskan,Pemerintah Daerah di Jawa Timur,12,"
+    assert original.count(banyuwangi + ",") == 1
+    corrected_folder, _ = release_folder_with(tmp_path / "corrected", 2024,
+                                              lambda t: t.replace(banyuwangi + ",", banyuwangi + "koreksi,"))
+    corrected_cfg = SourceConfig(kind="local", location=str(corrected_folder))
+    bundled_cfg = SourceConfig(kind="local", location=str(BUNDLED_RELEASES_DIR))
+    corrected = land_release(corrected_cfg, list_releases(corrected_cfg)[1], paths)
+    back = land_release(bundled_cfg, list_releases(bundled_cfg)[1], paths)
+    assert (corrected.status, back.status) == ("loaded", "duplicate")
     lake_before = sorted(paths.lake.rglob("*.parquet"))
     folder, entries = release_folder_with(
-        tmp_path, 2024, lambda text: text.replace("Kementerian Pertanian", "Kementerian Urusan Fiktif", 1))
+        tmp_path / "refused", 2024, lambda text: text.replace("Kementerian Pertanian", "Kementerian Urusan Fiktif", 1))
     monkeypatch.setenv("SPBE_RELEASE_SOURCE", str(folder))
 
     assert cli.main(["build"]) == 1
@@ -71,7 +86,7 @@ def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untou
     with dg.DagsterInstance.get() as instance:  # the CLI's run, on the instance of DAGSTER_HOME
         assert instance.get_run_by_id(log[-1]["run_id"]).tags[QUARANTINED_TAG] == "1"
 
-    # Published again for the refusal, but no data mart moved: only the audit trail records it.
+    # Published again for the refusal and the two landings, but no data mart moved: only the audit trail.
     published_after = json.loads(paths.published_manifest.read_text())
     assert published_after["log_position"] == log[-1]["seq"]
     before, after = published_before["tables"], published_after["tables"]
@@ -82,11 +97,19 @@ def test_release_with_an_unknown_institution_is_quarantined_and_publish_is_untou
             "select status, reason, is_current from fct_ingest_log where sha256 = ?", [bad_sha]).fetchall()
         current_2024 = con.execute("select sha256 from fct_ingest_log where dataset = 'official_results' "
                                    "and year = 2024 and is_current").fetchall()
+        note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024 "
+                           "and source = 'official'").fetchall()
+        latest = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 "
+                                  "and dataset = 'official_results' "
+                                  "and logged_at = (select max(logged_at) from fct_ingest_log l "
+                                  "where l.sha256 = fct_ingest_log.sha256)").fetchall())
     assert (status, is_current) == ("quarantined", False)
     assert reason.startswith("results_2024.csv: row 16, Kementerian Urusan Fiktif: institution_id empty; "
                              "institution known to the registry")
-    bundled_sha = hashlib.sha256((BUNDLED_RELEASES_DIR / "spbe_results_2024.csv").read_bytes()).hexdigest()
-    assert set(current_2024) == {(bundled_sha,)}  # the earlier release of 2024 stays current
+    bundled_sha = digest(BUNDLED_RELEASES_DIR / "spbe_results_2024.csv")
+    assert set(current_2024) == {(bundled_sha,)} and back.sha256 == bundled_sha  # the bundled 2024 is current
+    assert note == [(None,)]  # Banyuwangi's correction shows nowhere
+    assert latest == {corrected.sha256: False, back.sha256: True, bad_sha: False}
 
 
 def test_a_failed_release_check_shows_the_rule_and_rows_in_dagster(copy_of_built, tmp_path, monkeypatch):
@@ -187,31 +210,3 @@ def test_failed_publish_leaves_the_published_file_byte_identical(copy_of_built, 
     hidden = sorted(p.name for p in paths.warehouse.iterdir() if p.name.startswith("."))
     assert hidden == hidden_before and ".spbe.duckdb.lock" in hidden
     assert not [n for n in hidden if "partial" in n]
-
-
-def test_landing_an_earlier_release_again_makes_it_current(copy_of_built, tmp_path):
-    from dagster_project.lib.ingest import land_release
-    from dagster_project.lib.sources import SourceConfig, list_releases
-
-    paths = copy_of_built
-    original = (BUNDLED_RELEASES_DIR / "spbe_results_2024.csv").read_text(encoding="utf-8")
-    banyuwangi = "Pemerintah Kab. Banyuwangi,5.0,4.6,4.18,5.0,4.77,Memuaskan,Pemerintah Daerah di Jawa Timur,12,"
-    assert original.count(banyuwangi + ",") == 1
-    folder, _ = release_folder_with(tmp_path, 2024, lambda t: t.replace(banyuwangi + ",", banyuwangi + "koreksi,"))
-    corrected_cfg = SourceConfig(kind="local", location=str(folder))
-    bundled_cfg = SourceConfig(kind="local", location=str(BUNDLED_RELEASES_DIR))
-    corrected = land_release(corrected_cfg, list_releases(corrected_cfg)[1], paths)
-    back = land_release(bundled_cfg, list_releases(bundled_cfg)[1], paths)
-    assert (corrected.status, back.status) == ("loaded", "duplicate")
-
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert run_update(instance).success  # no event: build what the log holds, then publish
-    with duckdb.connect(str(paths.published_db), read_only=True) as con:
-        note = con.execute("select source_note from fct_index where institution_id = '35.10' and year = 2024 "
-                           "and source = 'official'")
-        assert note.fetchall() == [(None,)]
-        log = dict(con.execute("select sha256, is_current from fct_ingest_log where year = 2024 "
-                               "and dataset = 'official_results' "
-                               "and logged_at = (select max(logged_at) from fct_ingest_log l "
-                               "where l.sha256 = fct_ingest_log.sha256)").fetchall())
-    assert log == {corrected.sha256: False, back.sha256: True}

@@ -37,7 +37,7 @@ READER = textwrap.dedent("""
             answers.append([row[0], row[1], round(row[2], 6)])
         except Exception as e:
             errors.append(repr(e))
-        time.sleep(0.005)
+        time.sleep(0.02)  # with the connect (27 ms of CPU: the file's catalog), about 20 queries a second
     print(json.dumps({"answers": answers, "errors": errors}))
 """)
 
