@@ -204,11 +204,11 @@ def published(built_warehouse):
 
 # `make test-fast`: the tests that build no warehouse and start no server (pure functions, landing, parsing,
 # exports on small files), for the inner loop. `make test` runs everything.
-SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "webserver", "browser",
+SLOW_FIXTURES = {"built_warehouse", "copy_of_built", "reports", "published", "hostile", "browser",
                  "postgres_server"}
 SLOW_MODULES = {"test_batch_landing", "test_bench", "test_blocking", "test_cli", "test_dbt_unit_tests",
                 "test_definitions", "test_entry_points", "test_event_path", "test_inbox", "test_moving_data_dir",
-                "test_pipeline", "test_postgres", "test_sources", "test_webserver", "test_windows"}
+                "test_pipeline", "test_postgres", "test_sources", "test_windows"}
 
 
 # The order test files are handed to workers (`make test` passes `--no-loadscope-reorder`: by default xdist
@@ -220,7 +220,7 @@ LONGEST_FIRST = ("test_scorecards", "test_bench", "test_sources", "test_ducklake
                  "test_entry_points", "test_resource_faults", "test_inbox", "test_crash", "test_postgres",
                  "test_bad_inputs", "test_moving_data_dir", "test_blocking", "test_readers", "test_batch_landing",
                  "test_injection", "test_idempotency", "test_export", "test_definitions", "test_secondary",
-                 "test_submissions", "test_webserver")
+                 "test_submissions")
 
 
 def pytest_collection_modifyitems(config, items):

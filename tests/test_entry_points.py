@@ -1,6 +1,8 @@
 """Dagster's standard entry points work from the repository root with a plain PATH, the environment not
 activated: `dagster dev` and `spbe ui` (which runs `dg dev` and the warm worker) load the code location under
-the one name `spbe_monitor`, and Ctrl-C stops everything `spbe ui` started. A run started from a plain PATH,
+the one name `spbe_monitor`, and Ctrl-C stops everything `spbe ui` started. `dagster dev`'s webserver, asked
+through its GraphQL API, shows every asset with its group, kinds, description and checks, and one job with its
+running sensors (tests/graphql.py). A run started from a plain PATH,
 dbt included: test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_catalog in
 test_ducklake.py."""
 
@@ -17,7 +19,12 @@ from dagster_project.cli import UI_STOP_SECONDS
 from dagster_project.lib.processes import descendants, still_running
 from dagster_project.paths import BUNDLED_DATA_DIR, REPO_ROOT
 from tests.conftest import VENV_BIN
-from tests.test_webserver import free_port, graphql
+from tests.graphql import (
+    assert_asset_nodes_and_their_checks,
+    assert_one_job_and_its_sensors_are_running,
+    free_port,
+    graphql,
+)
 
 PLAIN_PATH = "/usr/bin:/bin"
 LOCATIONS = '{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError { ' \
@@ -90,7 +97,9 @@ def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_
                     assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == \
                         [("spbe_monitor", "RepositoryLocation")], (command, entries)
                     assert "not found on PATH" not in log.read_text()
-                    if command == "dagster":  # its part is done: stop it, so its sensors use no more CPU
+                    if command == "dagster":  # what the UI shows; then its part is done: stop it, so that
+                        assert_asset_nodes_and_their_checks(url)  # its sensors use no more CPU
+                        assert_one_job_and_its_sensors_are_running(url)
                         stop(proc)
             assert time.monotonic() < deadline, f"not loaded in time: {set(servers) - set(loaded)}"
             time.sleep(1)

@@ -20,8 +20,8 @@ from dagster_project.lib import ducklake
 from dagster_project.paths import REPO_ROOT
 from tests.conftest import VENV_BIN
 from tests.events import submission
+from tests.graphql import free_port, graphql
 from tests.test_entry_points import stop
-from tests.test_webserver import free_port, graphql
 
 RUN_START, STEP_START = dg.DagsterEventType.RUN_START, dg.DagsterEventType.STEP_START
 RUNS = '{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }'

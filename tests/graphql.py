@@ -1,52 +1,15 @@
-"""dagster-webserver on a free port, asked through the GraphQL API the UI itself uses."""
+"""Asking a Dagster webserver through the GraphQL API the UI itself uses, and what every webserver of the
+project must show (asked of `dagster dev` in tests/test_entry_points.py)."""
 
 import json
-import os
 import socket
-import subprocess
-import time
 import urllib.request
-
-import pytest
-
-from dagster_project.paths import REPO_ROOT
-from tests.conftest import VENV_BIN
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def webserver(built_warehouse, tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "SPBE_DATA_DIR": str(built_warehouse[0].root)}
-    log = tmp_path_factory.mktemp("webserver") / "webserver.log"
-    with open(log, "wb") as sink:  # a file, not a pipe: an unread pipe would fill and stall the server
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-             "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while not _answers(f"{url}/server_info"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dagster-webserver did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=2)
-        return True
-    except OSError:
-        return False
 
 
 def graphql(url: str, query: str) -> dict:
@@ -57,16 +20,10 @@ def graphql(url: str, query: str) -> dict:
     return answer["data"]
 
 
-def test_code_location_loads(webserver):
-    data = graphql(webserver, """{ workspaceOrError { ... on Workspace { locationEntries {
-        name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
-    (entry,) = data["workspaceOrError"]["locationEntries"]
-    assert entry["name"] == "spbe_monitor" and entry["loadStatus"] == "LOADED"
-    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
-
-
-def test_asset_nodes_and_their_checks(webserver):
-    data = graphql(webserver, """{ assetNodes { assetKey { path } groupName kinds description jobNames
+def assert_asset_nodes_and_their_checks(url: str) -> None:
+    """Every asset has a group, kinds and a description; the checks of releases, reference tables and marts,
+    and which of them block."""
+    data = graphql(url, """{ assetNodes { assetKey { path } groupName kinds description jobNames
         assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }""")
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
     assert {"official_release", "submission_files", "ingest_log", "reference_tables", "reference/institutions",
@@ -86,9 +43,10 @@ def test_asset_nodes_and_their_checks(webserver):
     assert "update_warehouse" not in nodes["fct_rankings"]["jobNames"]
 
 
-def test_one_job_and_its_sensors_are_running(webserver):
+def assert_one_job_and_its_sensors_are_running(url: str) -> None:
+    """One job, update_warehouse, which the three event sensors target; every sensor running."""
     selector = 'repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "spbe_monitor"}'
-    data = graphql(webserver, f"""{{ sensorsOrError({selector}) {{ ... on Sensors {{ results {{
+    data = graphql(url, f"""{{ sensorsOrError({selector}) {{ ... on Sensors {{ results {{
         name sensorState {{ status }} targets {{ pipelineName }} }} }} }}
         repositoryOrError({selector}) {{
         ... on Repository {{ jobs {{ name }} }} }} }}""")
