@@ -48,24 +48,92 @@ def marts_differ(file_db: Path, lake: ducklake.DuckLakeSetting, tables: list[str
         con.close()
 
 
-def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_back(copy_of_built, catalog, tmp_path,
-                                                                                 monkeypatch, capsys):
+READER = """
+import json, os, sys, time
+from pathlib import Path
+from dagster_project.lib import ducklake
+from dagster_project.paths import data_paths
+# One session, as an analyst's: each statement is a transaction of its own, so it reads the newest snapshot.
+# A query every 0.3 s: which snapshot a statement reads is decided by the catalog, not by timing, so a faster
+# loop checks nothing more and only takes CPU (each query also works PostgreSQL) from the commands it watches.
+lake, stop, answers, errors = ducklake.setting(data_paths()), Path(sys.argv[1]), [], []
+con = ducklake.connect(lake, read_only=True)
+while not stop.exists() or len(answers) < 20:
+    try:
+        answers.append(con.execute(
+            "select (select value from publish_manifest where key = 'run_id'), count(*), sum(index_value) "
+            "from fct_index").fetchone())  # one statement: one snapshot
+    except Exception as e:
+        errors.append(repr(e))
+    time.sleep(0.3)
+print(json.dumps({"answers": answers, "errors": errors}, default=str))
+"""
+
+
+def test_landings_and_a_full_rebuild_at_once_publish_snapshots_identical_to_the_file_that_queries_travel_back(
+        copy_of_built, catalog, tmp_path, monkeypatch, capsys):
+    """Three `spbe` commands at once, each in its own process with no network and a plain PATH (the environment
+    not activated: dbt runs in process, found beside the running Python), two landing files, one rebuilding
+    everything, and a fourth process querying the catalog in a loop: every command succeeds, both good files
+    are in the last snapshot, every answer comes from one snapshot and no query fails. Each landing command
+    reports its own files only and exits 1 only for its own refused file (defect 7: each printed the other's
+    files, and one exited 1 for the other's quarantined file). With no network namespace (`unshare --net` needs
+    root), the same runs with the network: then it proves no download.
+    Then, on the catalog those commands left: each publish is one snapshot holding exactly the published file's
+    marts, with their comments, read-only to readers; `spbe query`, `spbe export` and the DuckDB CLI read it,
+    and `--as-of` answers from the first snapshot; a catalog that cannot be reached fails the next run before
+    dbt starts, saying what to do, and changes nothing."""
     paths = copy_of_built
     monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
     monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
-    lake = ducklake.setting(paths)
-    # The catalog's first snapshot: what the copied warehouse had published (Kab. Sumedang's 2024 final: 4.5075).
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    # No network at all: an extension that tried to download would fail the command.
+    offline = ["unshare", "--net", "--"] if shutil.which("unshare") and subprocess.run(
+        ["unshare", "--net", "true"], capture_output=True).returncode == 0 else []
+    files = [tmp_path / "luwu.json", tmp_path / "pacitan.json", tmp_path / "bad.json", tmp_path / "sumedang_fix.json"]
+    files[0].write_bytes(submission("73.17", level=2))
+    files[1].write_bytes(submission("35.01", level=4))
+    files[2].write_bytes(b"not json")
+    files[3].write_bytes(submission("32.11", level=4))  # Kab. Sumedang's 2024 final: 4.5075 published, then 4.0
+    lake = ducklake.setting(paths)  # the catalog's first snapshot, before the reader starts: what is published
     first = ducklake.publish_snapshot(lake, paths.published_db, [
         *json.loads(paths.published_manifest.read_text())["tables"], "publish_manifest"])
     between = datetime.now(UTC)
     time.sleep(0.05)
-    (tmp_path / "sumedang_fix.json").write_bytes(submission("32.11", level=4))
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert land_files(instance, [tmp_path / "sumedang_fix.json"], build=True).success
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([*offline, sys.executable, "-c", READER, str(stop)], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        plain = {**env, "PATH": "/usr/bin:/bin"}
+        commands = [subprocess.Popen([*offline, str(SPBE), *args], env=plain, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                    for args in (["ingest", str(files[0]), str(files[3])], ["ingest", str(files[1]), str(files[2])],
+                                 ["build", "--force"])]
+        outcomes = [c.communicate(timeout=600) for c in commands]
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=120)
+    assert [c.returncode for c in commands] == [0, 1, 0], [err for _, err in outcomes]
+    (luwu, _), (pacitan, _), _ = outcomes
+    assert "luwu.json: loaded" in luwu and "sumedang_fix.json: loaded" in luwu
+    assert "pacitan.json" not in luwu and "bad.json" not in luwu
+    assert "pacitan.json: loaded" in pacitan and "bad.json: quarantined" in pacitan and "luwu.json" not in pacitan
+    result = json.loads(out)
+    assert result["errors"] == []
+    per_run: dict[str, tuple] = {}
+    for run_id, count, total in result["answers"]:
+        assert per_run.setdefault(run_id, (count, total)) == (count, total), "an answer mixed two snapshots"
+    assert len(per_run) >= 2  # the reader saw publishes happen
+    with ducklake.connect(lake) as con:
+        landed = con.execute("select original_name from fct_ingest_log where original_name in "
+                             "('luwu.json', 'pacitan.json') and status = 'loaded' order by 1").fetchall()
+        snapshots = con.execute("select count(*) from spbe.snapshots()").fetchone()[0]
+    assert landed == [("luwu.json",), ("pacitan.json",)]
+    assert snapshots >= 3  # the first build's, then at least one per build that found something new
     manifest = json.loads(paths.published_manifest.read_text())
     assert first < manifest["ducklake"]["snapshot_id"]
     tables = [*manifest["tables"], "publish_manifest"]
-    assert marts_differ(paths.published_db, lake, tables) == {}  # the file and the snapshot: the same rows
+    assert marts_differ(paths.published_db, lake, tables) == {}  # the file and the last snapshot: the same rows
     with ducklake.connect(lake) as con:
         assert {t for (t,) in con.execute("select table_name from duckdb_tables() where database_name = 'spbe'"
                                           ).fetchall()} == set(tables)
@@ -115,84 +183,6 @@ def test_each_publish_is_a_snapshot_identical_to_the_file_and_queries_travel_bac
     assert "cannot be attached" in message and "spbe postgres start" in message and "s3cret" not in message
     assert paths.published_db.read_bytes() == published
     monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
-
-
-READER = """
-import json, os, sys, time
-from pathlib import Path
-from dagster_project.lib import ducklake
-from dagster_project.paths import data_paths
-# One session, as an analyst's: each statement is a transaction of its own, so it reads the newest snapshot.
-# A query every 0.3 s: which snapshot a statement reads is decided by the catalog, not by timing, so a faster
-# loop checks nothing more and only takes CPU (each query also works PostgreSQL) from the commands it watches.
-lake, stop, answers, errors = ducklake.setting(data_paths()), Path(sys.argv[1]), [], []
-con = ducklake.connect(lake, read_only=True)
-while not stop.exists() or len(answers) < 20:
-    try:
-        answers.append(con.execute(
-            "select (select value from publish_manifest where key = 'run_id'), count(*), sum(index_value) "
-            "from fct_index").fetchone())  # one statement: one snapshot
-    except Exception as e:
-        errors.append(repr(e))
-    time.sleep(0.3)
-print(json.dumps({"answers": answers, "errors": errors}, default=str))
-"""
-
-
-def test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_catalog(copy_of_built, catalog, tmp_path,
-                                                                                      monkeypatch):
-    """Three `spbe` commands at once, each in its own process with no network and a plain PATH (the environment
-    not activated: dbt runs in process, found beside the running Python), two landing files, one rebuilding
-    everything, and a fourth process querying the catalog in a loop: every command succeeds, both good files
-    are in the last snapshot, every answer comes from one snapshot and no query fails. Each landing command
-    reports its own files only and exits 1 only for its own refused file (defect 7: each printed the other's
-    files, and one exited 1 for the other's quarantined file). With no network namespace (`unshare --net` needs
-    root), the same runs with the network: then it proves no download."""
-    paths = copy_of_built
-    monkeypatch.setenv(ducklake.BACKEND_ENV, "ducklake")
-    monkeypatch.setenv(ducklake.CATALOG_ENV, catalog)
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    # No network at all: an extension that tried to download would fail the command.
-    offline = ["unshare", "--net", "--"] if shutil.which("unshare") and subprocess.run(
-        ["unshare", "--net", "true"], capture_output=True).returncode == 0 else []
-    files = [tmp_path / "luwu.json", tmp_path / "pacitan.json", tmp_path / "bad.json"]
-    files[0].write_bytes(submission("73.17", level=2))
-    files[1].write_bytes(submission("35.01", level=4))
-    files[2].write_bytes(b"not json")
-    lake = ducklake.setting(paths)  # the catalog's first snapshot, before the reader starts: what is published
-    ducklake.publish_snapshot(lake, paths.published_db, [*json.loads(paths.published_manifest.read_text())["tables"],
-                                                         "publish_manifest"])
-    stop = tmp_path / "stop"
-    reader = subprocess.Popen([*offline, sys.executable, "-c", READER, str(stop)], env=env, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        plain = {**env, "PATH": "/usr/bin:/bin"}
-        commands = [subprocess.Popen([*offline, str(SPBE), *args], env=plain, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-                    for args in (["ingest", str(files[0])], ["ingest", str(files[1]), str(files[2])],
-                                 ["build", "--force"])]
-        outcomes = [c.communicate(timeout=600) for c in commands]
-    finally:
-        stop.touch()
-        out, _ = reader.communicate(timeout=120)
-    assert [c.returncode for c in commands] == [0, 1, 0], [err for _, err in outcomes]
-    (luwu, _), (pacitan, _), _ = outcomes
-    assert "luwu.json: loaded" in luwu and "pacitan.json" not in luwu and "bad.json" not in luwu
-    assert "pacitan.json: loaded" in pacitan and "bad.json: quarantined" in pacitan and "luwu.json" not in pacitan
-    result = json.loads(out)
-    assert result["errors"] == []
-    per_run: dict[str, tuple] = {}
-    for run_id, count, total in result["answers"]:
-        assert per_run.setdefault(run_id, (count, total)) == (count, total), "an answer mixed two snapshots"
-    assert len(per_run) >= 2  # the reader saw publishes happen
-    with ducklake.connect(lake) as con:
-        landed = con.execute("select original_name from fct_ingest_log where original_name in "
-                             "('luwu.json', 'pacitan.json') and status = 'loaded' order by 1").fetchall()
-        snapshots = con.execute("select count(*) from spbe.snapshots()").fetchone()[0]
-    assert landed == [("luwu.json",), ("pacitan.json",)]
-    assert snapshots >= 3  # the first build's, then at least one per build that found something new
-    published = json.loads(paths.published_manifest.read_text())
-    assert marts_differ(paths.published_db, lake, [*published["tables"], "publish_manifest"]) == {}
 
 
 def test_dbt_builds_the_local_file_never_the_catalog():

@@ -2,9 +2,8 @@
 activated: `dagster dev` and `spbe ui` (which runs `dg dev` and the warm worker) load the code location under
 the one name `spbe_monitor`, and Ctrl-C stops everything `spbe ui` started. `dagster dev`'s webserver, asked
 through its GraphQL API, shows every asset with its group, kinds, description and checks, and one job with its
-running sensors (tests/graphql.py). A run started from a plain PATH,
-dbt included: test_two_landings_and_a_full_rebuild_at_once_while_a_reader_queries_the_catalog in
-test_ducklake.py."""
+running sensors (tests/graphql.py). A run started from a plain PATH, dbt included: in test_ducklake.py,
+test_landings_and_a_full_rebuild_at_once_publish_snapshots_identical_to_the_file_that_queries_travel_back."""
 
 import contextlib
 import json
