@@ -96,8 +96,9 @@ def test_dagster_dev_and_spbe_ui_load_the_code_location_and_ctrl_c_stops_all_of_
                     assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == \
                         [("spbe_monitor", "RepositoryLocation")], (command, entries)
                     assert "not found on PATH" not in log.read_text()
-                    if command == "dagster":  # what the UI shows; then its part is done: stop it, so that
-                        assert_asset_nodes_and_their_checks(url)  # its sensors use no more CPU
+                    if command == "dagster":
+                        # What its UI shows; then its part is done: stop it, so its sensors use no more CPU.
+                        assert_asset_nodes_and_their_checks(url)
                         assert_one_job_and_its_sensors_are_running(url)
                         stop(proc)
             assert time.monotonic() < deadline, f"not loaded in time: {set(servers) - set(loaded)}"
